@@ -46,3 +46,34 @@ class Layout:
     totals_row: int | None
     title_lines: list[str]  # non-empty text above the header, top to bottom
     score: float = 0.0
+
+
+@dataclass
+class ParsedReturn:
+    """One file read into typed unit rows, before any rule is applied.
+
+    ``rows`` has one row per unit row of the table with these columns:
+    excel_row (int, Excel row number), and for every field in FIELDS the
+    parsed value plus ``<field>_raw`` (the cell value as written, text decoded)
+    and, for typed fields, ``<field>_error`` (a catalogue code from the value
+    parser or None). Parsed types: unit_code/unit_name/note str|None;
+    unit_type 'xa'|'phuong'|'thi_tran'|None; total_members/cell_members
+    Int64 (nullable); eligible/has_cell boolean; established_on date|None;
+    basis 'HD10'|'HD28'|None. Matching adds: matched_unit_code (register
+    code or None), match_method ('code'|'name'|'alias'|None),
+    code_conflict (bool: a valid code names another unit than the name).
+    """
+
+    file_name: str
+    sheet: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)  # field -> Excel column letter
+    rows: Any = None  # pandas.DataFrame, see above
+    totals: dict[str, Any] = field(default_factory=dict)  # declared totals: field -> parsed value
+    totals_row: int | None = None  # Excel row number of the totals row
+    title_lines: list[str] = field(default_factory=list)
+    district_code: str | None = None  # decided from the units
+    title_district_code: str | None = None
+    filename_district_code: str | None = None
+    district_counts: dict[str, int] = field(default_factory=dict)  # rows matching only in each district
+    as_of: Any = None  # datetime.date found in the title block, or None
+    issues: list = field(default_factory=list)  # file/layout-level Issues found while reading
