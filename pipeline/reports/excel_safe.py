@@ -1,0 +1,130 @@
+"""The one door every workbook writer goes through.
+
+District returns are untrusted: a unit name or note such as
+``=HYPERLINK("http://x","y")`` must reach a report as the text it is, never
+as a live formula (OWASP "CSV/formula injection"). openpyxl turns any string
+starting with ``=`` into a formula, so writers call :func:`write_cell` instead
+of assigning ``cell.value`` themselves, and tests call
+:func:`assert_no_formulas` on what they wrote.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+from defusedxml import ElementTree as SafeET
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.worksheet.worksheet import Worksheet
+
+# Leading characters that spreadsheet programs (or a user re-editing the cell)
+# may interpret as the start of a formula or a DDE payload.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+# Excel refuses to open cells longer than this.
+MAX_CELL_CHARS = 32_767
+
+_MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
+_STYLE_KEYS = {"font", "fill", "border", "alignment", "number_format", "protection"}
+
+
+def is_formula_like(value: Any) -> bool:
+    """True for strings a spreadsheet could read as a formula."""
+    return isinstance(value, str) and value.startswith(FORMULA_TRIGGERS)
+
+
+def safe_value(value: Any) -> Any:
+    """Normalise a value for openpyxl: missing -> None, numpy/pandas scalars ->
+    Python ones, strings cleaned of XML-illegal control characters and cut to
+    Excel's cell limit. Strings keep their leading ``=``: :func:`write_cell`
+    is what stores them as text."""
+    if value is None:
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, bool | int | float | dt.date | dt.datetime | dt.time):
+        return value
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    text = ILLEGAL_CHARACTERS_RE.sub("", str(value))
+    return text[:MAX_CELL_CHARS]
+
+
+def write_cell(ws: Worksheet, row: int, col: int, value: Any, **style: Any):
+    """Write one cell; formula-like strings are stored as plain text.
+
+    ``style`` takes openpyxl cell style attributes: ``font``, ``fill``,
+    ``border``, ``alignment``, ``number_format``, ``protection``.
+    """
+    unknown = set(style) - _STYLE_KEYS
+    if unknown:
+        raise TypeError(f"unknown style attributes: {sorted(unknown)}")
+    cell = ws.cell(row=row, column=col)
+    value = safe_value(value)
+    cell.value = value
+    if is_formula_like(value):
+        # data_type 's' makes openpyxl write an inline string instead of <f>;
+        # quotePrefix keeps Excel from re-parsing the text when a user edits it.
+        cell.data_type = "s"
+        cell.quotePrefix = True
+    for key, spec in style.items():
+        if spec is not None:
+            setattr(cell, key, spec)
+    return cell
+
+
+def _sheet_titles(zf: zipfile.ZipFile) -> dict[str, str]:
+    """Map worksheet part names (``xl/worksheets/sheet1.xml``) to sheet titles."""
+    rels = SafeET.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+    targets = {}
+    for rel in rels.iter(f"{{{_PKG_REL_NS}}}Relationship"):
+        target = rel.get("Target", "")
+        part = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
+        targets[rel.get("Id")] = part
+    book = SafeET.fromstring(zf.read("xl/workbook.xml"))
+    titles = {}
+    for sheet in book.iter(f"{{{_MAIN_NS}}}sheet"):
+        part = targets.get(sheet.get(f"{{{_REL_NS}}}id"))
+        if part:
+            titles[part] = sheet.get("name")
+    return titles
+
+
+def find_formulas(path: Path) -> list[tuple[str, str, str]]:
+    """Every formula stored in an .xlsx: ``(sheet title, cell, formula text)``."""
+    found = []
+    with zipfile.ZipFile(path) as zf:
+        titles = _sheet_titles(zf)
+        for name in sorted(zf.namelist()):
+            if not re.fullmatch(r"xl/worksheets/[^/]+\.xml", name):
+                continue
+            root = SafeET.fromstring(zf.read(name))
+            for c in root.iter(f"{{{_MAIN_NS}}}c"):
+                f = c.find(f"{{{_MAIN_NS}}}f")
+                if f is not None:
+                    found.append((titles.get(name, name), c.get("r", ""), f.text or ""))
+    return found
+
+
+def assert_no_formulas(path: Path, allow: Iterable[str] = ()) -> None:
+    """Fail if the workbook holds any formula other than the allowed cells.
+
+    ``allow`` lists cells written as formulas on purpose, as ``"Sheet!A1"``.
+    """
+    allowed = set(allow)
+    unexpected = [f for f in find_formulas(Path(path)) if f"{f[0]}!{f[1]}" not in allowed]
+    assert not unexpected, f"formulas found in {path}: {unexpected}"

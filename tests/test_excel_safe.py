@@ -1,0 +1,91 @@
+import datetime as dt
+import zipfile
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+from python_calamine import CalamineWorkbook
+
+from pipeline.reports.excel_safe import assert_no_formulas, find_formulas, safe_value, write_cell
+
+PAYLOADS = [
+    '=HYPERLINK("http://x","y")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1,2)",
+    "\t=1+1",
+    "\r=1+1",
+    "\n=1+1",
+]
+
+
+# XML parsers turn a stored CR into LF (XML end-of-line handling); still text.
+READ_BACK = [p.replace("\r", "\n") for p in PAYLOADS]
+
+
+def _roundtrip(tmp_path, values):
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Dữ liệu"
+    for i, v in enumerate(values, start=1):
+        write_cell(ws, i, 1, v)
+    path = tmp_path / "t.xlsx"
+    wb.save(path)
+    return path
+
+
+def test_payloads_stay_text_in_openpyxl_calamine_and_xml(tmp_path):
+    path = _roundtrip(tmp_path, PAYLOADS)
+    ws = openpyxl.load_workbook(path).active
+    assert [ws.cell(i, 1).value for i in range(1, len(PAYLOADS) + 1)] == READ_BACK
+    assert {ws.cell(i, 1).data_type for i in range(1, len(PAYLOADS) + 1)} == {"s"}
+    rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
+    assert [r[0] for r in rows] == READ_BACK
+    with zipfile.ZipFile(path) as zf:
+        assert b"<f>" not in zf.read("xl/worksheets/sheet1.xml")
+    assert_no_formulas(path)
+
+
+def test_assert_no_formulas_catches_a_plain_openpyxl_formula(tmp_path):
+    wb = openpyxl.Workbook()
+    wb.active.title = "Báo cáo"
+    wb.active["B2"] = "=SUM(1,2)"
+    wb.create_sheet("Khác")["C3"] = '=HYPERLINK("http://x","y")'
+    path = tmp_path / "f.xlsx"
+    wb.save(path)
+    assert find_formulas(path) == [("Báo cáo", "B2", "SUM(1,2)"), ("Khác", "C3", 'HYPERLINK("http://x","y")')]
+    with pytest.raises(AssertionError, match="HYPERLINK"):
+        assert_no_formulas(path)
+    with pytest.raises(AssertionError):
+        assert_no_formulas(path, allow={"Báo cáo!B2"})
+    assert_no_formulas(path, allow={"Báo cáo!B2", "Khác!C3"})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        (np.nan, None),
+        (pd.NA, None),
+        (pd.NaT, None),
+        (np.int64(7), 7),
+        (np.float64(4.2), 4.2),
+        (np.bool_(True), True),
+        ("Chư\x00 Păh\x1f", "Chư Păh"),  # XML-illegal control characters would make openpyxl raise
+        ("x" * 40000, "x" * 32767),
+        (pd.Timestamp("2016-06-30"), dt.datetime(2016, 6, 30)),
+        (dt.date(2015, 3, 12), dt.date(2015, 3, 12)),
+    ],
+)
+def test_safe_value(value, expected):
+    result = safe_value(value)
+    assert result == expected and type(result) is type(expected)
+
+
+def test_write_cell_keeps_numbers_and_applies_style(tmp_path):
+    wb = openpyxl.Workbook()
+    cell = write_cell(wb.active, 1, 1, np.int64(1091), number_format="#,##0")
+    assert cell.value == 1091 and cell.data_type == "n" and cell.number_format == "#,##0"
+    with pytest.raises(TypeError):
+        write_cell(wb.active, 1, 2, "x", colour="red")

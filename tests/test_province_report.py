@@ -1,0 +1,152 @@
+import datetime as dt
+import shutil
+import zipfile
+
+import openpyxl
+import pandas as pd
+import pytest
+from python_calamine import CalamineWorkbook
+
+from pipeline.reports import pdf
+from pipeline.reports.excel_safe import assert_no_formulas
+from pipeline.reports.province_report import (
+    SHEET_DISTRICTS,
+    SHEET_HD28,
+    SHEET_REPORT,
+    SHEET_STATUS,
+    write_province_report,
+)
+from pipeline.reports.vn_format import pct
+
+PAYLOAD = '=HYPERLINK("http://x","y")'
+
+
+def by_type(counts, *, expected=3, reported=3):
+    rows = []
+    for unit_type, units, with_cell, members, total, hd28 in counts:
+        rows.append(dict(
+            period="2016-06", unit_type=unit_type, units=units, units_eligible=units, units_with_cell=with_cell,
+            coverage_pct=pct(with_cell, units), cell_members=members, total_members=total,
+            member_share_pct=pct(members, total), cells_hd28=hd28, cells_hd10=with_cell - hd28,
+            districts_expected=expected, districts_reported=reported, is_complete=expected == reported,
+        ))
+    return pd.DataFrame(rows)
+
+
+PUBLISHED = [("xa", 186, 82, 694, 20000, 4), ("phuong", 24, 24, 282, 3500, 0), ("thi_tran", 12, 9, 115, 2500, 4),
+             ("total", 222, 115, 1091, 26000, 8)]
+
+
+def districts(name_b="Huyện Chư Păh"):
+    return pd.DataFrame([
+        dict(period="2016-06", district_code="622", district_name="Thành phố Pleiku", status="accepted",
+             units=23, units_with_cell=23, coverage_pct=100.0, cell_members=300, total_members=4000,
+             member_share_pct=7.5, source_file="Pleiku_201606.xlsx"),
+        dict(period="2016-06", district_code="627", district_name=name_b, status="accepted_with_warnings",
+             units=15, units_with_cell=5, coverage_pct=33.3, cell_members=40, total_members=1800,
+             member_share_pct=2.2, source_file=f"{name_b}.xlsx"),
+        dict(period="2016-06", district_code="639", district_name="Huyện Chư Pưh", status="missing",
+             units=None, units_with_cell=None, coverage_pct=None, cell_members=None, total_members=None,
+             member_share_pct=None, source_file=None),
+    ])
+
+
+def write(tmp_path, *, district_b="Huyện Chư Păh", unit="Ia Mơ Nông", counts=PUBLISHED):
+    by_district = districts(district_b)
+    hd28 = pd.DataFrame([("627", district_b, unit, "xa")],
+                        columns=["district_code", "district_name", "unit_name", "unit_type"])
+    return write_province_report(
+        tmp_path / "bao_cao.xlsx", period="2016-06", by_type=by_type(counts), by_district=by_district, hd28=hd28,
+        status=by_district[["district_code", "district_name", "status", "source_file"]],
+        generated_at=dt.datetime(2016, 7, 5, 8, 30),
+    )
+
+
+def table_after(ws, header, n_rows):
+    """Rows under a header cell in column A, skipping the "(1) (2) ..." numbering row."""
+    for row in ws.iter_rows(min_col=1, max_col=1):
+        if row[0].value == header:
+            start = row[0].row + 2
+            return [[c.value for c in r] for r in ws.iter_rows(min_row=start, max_row=start + n_rows - 1)]
+    raise AssertionError(f"no {header!r} table")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    return write(tmp_path_factory.mktemp("report"))
+
+
+def test_sheets_title_and_narrative(report):
+    wb = openpyxl.load_workbook(report)
+    assert wb.sheetnames == [SHEET_REPORT, SHEET_DISTRICTS, SHEET_HD28, SHEET_STATUS]
+    ws = wb[SHEET_REPORT]
+    texts = [c.value for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
+    for expected in ("TỈNH ỦY GIA LAI", "BAN TỔ CHỨC", "ĐẢNG CỘNG SẢN VIỆT NAM", "Gia Lai, ngày 5 tháng 7 năm 2016",
+                     "BÁO CÁO", "Kết quả thành lập chi bộ cơ quan xã, phường, thị trấn",
+                     "(Số liệu tính đến ngày 30/6/2016)"):
+        assert expected in texts
+    narrative = next(t for t in texts if t.startswith("Tính đến ngày"))
+    assert "115/222" in narrative and "(đạt 51,8%)" in narrative and "1.091" in narrative
+    assert ws["A1"].font.name == "Times New Roman"
+
+
+def test_by_type_table_holds_the_figures_as_numbers(report):
+    ws = openpyxl.load_workbook(report)[SHEET_REPORT]
+    rows = table_after(ws, "Loại đơn vị", 4)
+    assert rows == [
+        ["Xã", 186, 82, 44.1, 694, 20000, 3.5, 4, 78],
+        ["Phường", 24, 24, 100.0, 282, 3500, 8.1, 0, 24],
+        ["Thị trấn", 12, 9, 75.0, 115, 2500, 4.6, 4, 5],
+        ["Toàn tỉnh", 222, 115, 51.8, 1091, 26000, 4.2, 8, 107],
+    ]
+    header = next(r for r in ws.iter_rows() if r[0].value == "Loại đơn vị")
+    assert header[1].offset(row=2).number_format.endswith("#,##0")
+    assert header[3].offset(row=2).number_format.endswith("0.0")
+
+
+def test_district_status_and_hd28_sheets(report):
+    wb = openpyxl.load_workbook(report)
+    rows = table_after(wb[SHEET_DISTRICTS], "STT", 4)
+    assert rows[1][:6] == [2, "Huyện Chư Păh", "Chấp nhận, có cảnh báo", 15, 5, 33.3]
+    assert rows[2][:4] == [3, "Huyện Chư Pưh", "Chưa gửi", None]
+    assert rows[3][1:5] == ["Toàn tỉnh", None, 222, 115]
+    status = table_after(wb[SHEET_STATUS], "STT", 3)
+    assert [r[2] for r in status] == ["Đã chấp nhận", "Chấp nhận, có cảnh báo", "Chưa gửi"]
+    assert table_after(wb[SHEET_HD28], "STT", 1) == [[1, "Huyện Chư Păh", "Ia Mơ Nông", "Xã"]]
+
+
+def test_charts_and_print_setup(report):
+    with zipfile.ZipFile(report) as zf:
+        charts = [n for n in zf.namelist() if n.startswith("xl/charts/chart")]
+        assert len(charts) == 2
+        xml = b"".join(zf.read(n) for n in charts).decode()
+    assert "'Báo cáo'!$D$" in xml and "'Theo huyện'!$F$" in xml
+    wb = openpyxl.load_workbook(report)
+    for ws in wb.worksheets:
+        assert int(ws.page_setup.paperSize) == int(ws.PAPERSIZE_A4)
+        assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 1
+    assert wb[SHEET_DISTRICTS].print_title_rows
+
+
+def test_no_formulas_even_with_hostile_names(tmp_path):
+    path = write(tmp_path, district_b=PAYLOAD, unit="@SUM(A1:A2)")
+    assert_no_formulas(path)
+    wb = openpyxl.load_workbook(path)
+    assert table_after(wb[SHEET_DISTRICTS], "STT", 2)[1][1] == PAYLOAD
+    assert table_after(wb[SHEET_HD28], "STT", 1)[0][1:3] == [PAYLOAD, "@SUM(A1:A2)"]
+    calamine = CalamineWorkbook.from_path(str(path))
+    values = [v for row in calamine.get_sheet_by_name(SHEET_STATUS).to_python() for v in row]
+    assert PAYLOAD in values and f"{PAYLOAD}.xlsx" in values
+
+
+def test_to_pdf_without_soffice_returns_none(tmp_path, monkeypatch, report):
+    monkeypatch.setattr(pdf.shutil, "which", lambda name: None)
+    assert pdf.to_pdf(report, tmp_path) is None
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice not installed")
+def test_to_pdf_renders_the_report(tmp_path, report):
+    out = pdf.to_pdf(report, tmp_path / "pdf")
+    assert out == tmp_path / "pdf" / "bao_cao.pdf"
+    assert out.read_bytes().startswith(b"%PDF")
+    assert pdf.to_pdf(tmp_path / "absent.xlsx", tmp_path / "pdf2") is None
