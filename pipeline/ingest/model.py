@@ -77,3 +77,18 @@ class ParsedReturn:
     district_counts: dict[str, int] = field(default_factory=dict)  # rows matching only in each district
     as_of: Any = None  # datetime.date found in the title block, or None
     issues: list = field(default_factory=list)  # file/layout-level Issues found while reading
+
+# The template's label for each field, used when telling a district what is missing.
+FIELD_LABELS = {
+    "stt": "STT",
+    "unit_code": "Mã ĐVHC",
+    "unit_name": "Tên đơn vị hành chính cấp xã",
+    "unit_type": "Loại đơn vị",
+    "total_members": "Tổng số đảng viên của đảng bộ",
+    "eligible": "Đủ điều kiện thành lập chi bộ cơ quan",
+    "has_cell": "Đã thành lập chi bộ cơ quan",
+    "established_on": "Ngày thành lập",
+    "basis": "Căn cứ thành lập",
+    "cell_members": "Số đảng viên chi bộ cơ quan",
+    "note": "Ghi chú",
+}

@@ -1,0 +1,114 @@
+"""Content-addressed archive of every file version the pipeline has seen.
+
+The archive is the system of record: the warehouse is rebuilt from it, so a
+raw file later overwritten or deleted keeps its data in effect until a newer
+accepted return replaces it. Layout, beside the warehouse:
+
+    archive/objects/ab/abcdef….xlsx     the bytes, named by SHA-256
+    archive/manifests/<period>.json     every version seen for the period
+
+Writes go to a temporary name and are renamed into place, so a run killed at
+any moment leaves either the old or the new manifest, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+
+@dataclass(frozen=True)
+class FileVersion:
+    period: str
+    path: str  # relative to the raw folder, posix
+    file_name: str
+    sha256: str
+    size_bytes: int
+    modified_at: str  # ISO 8601, UTC
+    first_seen_at: str  # ISO 8601, UTC
+    archived_path: str | None  # relative to the archive folder; None for ignored files
+    ignored: bool = False
+    # Catalogue code when the bytes could not be taken in (unsafe path, too large).
+    refusal: str | None = None
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Archive:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def object_path(self, sha256: str, suffix: str) -> str:
+        # Keep a short, safe extension so archived files open in Excel.
+        ext = suffix.lower() if suffix.lower() in {".xlsx", ".xlsm", ".xls", ".ods"} else ".bin"
+        return str(PurePosixPath("objects") / sha256[:2] / f"{sha256}{ext}")
+
+    def store(self, data: bytes, sha256: str, suffix: str) -> str:
+        rel = self.object_path(sha256, suffix)
+        target = self.root / rel
+        if not target.exists():
+            _atomic_write(target, data)
+        return rel
+
+    def read(self, archived_path: str) -> bytes:
+        return (self.root / archived_path).read_bytes()
+
+    def _manifest_path(self, period: str) -> Path:
+        return self.root / "manifests" / f"{period}.json"
+
+    def versions(self, period: str) -> list[FileVersion]:
+        path = self._manifest_path(period)
+        if not path.exists():
+            return []
+        return [FileVersion(**v) for v in json.loads(path.read_text(encoding="utf-8"))]
+
+    def periods(self) -> list[str]:
+        folder = self.root / "manifests"
+        return sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
+
+    def record(self, period: str, seen: list[FileVersion]) -> list[FileVersion]:
+        """Merge newly seen versions into the period's manifest; returns the full list.
+
+        A version is identified by (path, sha256); seeing it again keeps its
+        first_seen_at, so re-running is a no-op.
+        """
+        known = {(v.path, v.sha256): v for v in self.versions(period)}
+        added = False
+        for v in seen:
+            if (v.path, v.sha256) not in known:
+                known[(v.path, v.sha256)] = v
+                added = True
+        merged = sorted(known.values(), key=lambda v: (v.path, v.first_seen_at, v.sha256))
+        if added:
+            payload = json.dumps([asdict(v) for v in merged], ensure_ascii=False, indent=1)
+            _atomic_write(self._manifest_path(period), payload.encode("utf-8"))
+        return merged
+
+
+def utc_iso(ts: float | datetime) -> str:
+    if isinstance(ts, datetime):
+        dt = ts.astimezone(timezone.utc) if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+    else:
+        dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return dt.isoformat(timespec="seconds")

@@ -1,0 +1,109 @@
+"""`pipeline`: run the pipeline, query the warehouse, write district templates.
+
+Maintainer-facing text is English; the workbooks and messages it produces for
+districts are Vietnamese.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from pipeline.config import load_settings
+
+
+def _fail(message: str) -> int:
+    print(f"pipeline: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.runner import RunError, run_pipeline
+
+    settings = load_settings()
+    try:
+        outcome = run_pipeline(settings, period=args.period, force=args.force, quiet=args.quiet)
+    except RunError as exc:
+        return _fail(str(exc))
+    print(outcome.render())
+    return 0 if outcome.success else 1
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from pipeline.sql_shell import interactive, run_query
+
+    settings = load_settings()
+    if not settings.warehouse.exists():
+        return _fail(f"no warehouse at {settings.warehouse}; run `pipeline run` first")
+    if args.query:
+        return run_query(settings.warehouse, " ".join(args.query))
+    return interactive(settings.warehouse)
+
+
+def cmd_template(args: argparse.Namespace) -> int:
+    from pipeline.register import default_register
+    from pipeline.templates import templates_for_period
+
+    register = default_register()
+    try:
+        paths = templates_for_period(register, args.period, Path(args.out), district_code=args.district)
+    except KeyError as exc:
+        return _fail(f"unknown district {exc}; codes are in {load_settings().register}")
+    for p in paths:
+        print(p)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    s = load_settings()
+    parser = argparse.ArgumentParser(
+        prog="pipeline",
+        description=(
+            "Consolidate the district returns on agency party cells into a DuckDB warehouse and reports.\n\n"
+            f"Raw folder:  {s.raw_dir}  (PIPELINE_RAW_DIR)\n"
+            f"Warehouse:   {s.warehouse}  (PIPELINE_WAREHOUSE; reports, feedback and archive live beside it)\n"
+            f"Register:    {s.register}  (PIPELINE_REGISTER)"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="materialise every asset for every period folder (or one) and print the province summary",
+        description=(
+            "Materialise all assets through the Dagster definitions the UI shows. With DAGSTER_HOME set, "
+            "the run appears in the UI's history. Exit 0 when the pipeline ran (refused files are data), "
+            "2 when it could not run."
+        ),
+    )
+    run.add_argument("--period", help="only this period (folder name YYYY-MM under the raw folder)")
+    run.add_argument("--force", action="store_true", help="rebuild periods even when their inputs did not change")
+    run.add_argument("--quiet", action="store_true", help="print only the summary")
+    run.set_defaults(func=cmd_run)
+
+    sql = sub.add_parser(
+        "sql",
+        help="run a read-only SQL query on the warehouse (no query: interactive prompt)",
+        description="Read-only: safe to use while a run is publishing a new warehouse.",
+    )
+    sql.add_argument("query", nargs="*", help="SQL text, e.g. \"select * from marts.province_summary\"")
+    sql.set_defaults(func=cmd_sql)
+
+    template = sub.add_parser("template", help="write each district's pre-filled return for a period")
+    template.add_argument("--period", required=True, help="reporting period YYYY-MM")
+    template.add_argument("--district", help="district code (default: every district of the register)")
+    template.add_argument("--out", required=True, help="output folder")
+    template.set_defaults(func=cmd_template)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""The pipeline's steps as plain functions over settings; Dagster assets call these.
+
+ingest (raw → archive) → parse (archive → cache) → warehouse (cache → DuckDB,
+published atomically) → reports (warehouse → workbooks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.archive import Archive, FileVersion
+from pipeline.config import Settings
+from pipeline.checks.catalogue import _CATALOGUE
+from pipeline.ingest.batch import PARSER_VERSION, ParseCache, jobs_for, parse_all
+from pipeline.ingest.collect import Collected, collect_period
+from pipeline.ingest.guards import Limits
+from pipeline.ingest.match import UnitMatcher
+from pipeline.ingest.model import ParsedReturn
+from pipeline.register import Register, load_register
+from pipeline.warehouse import build as wh
+from pipeline.warehouse.load import PeriodResult, load_period, load_register as load_register_tables, record_build
+
+
+@dataclass
+class Context:
+    settings: Settings
+    register: Register
+    matcher: UnitMatcher
+    register_fingerprint: str
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def archive(self) -> Archive:
+        return Archive(self.settings.archive_dir)
+
+    @property
+    def cache(self) -> ParseCache:
+        return ParseCache(self.settings.cache_dir, self.register_fingerprint)
+
+
+def _file_digest(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for p in paths:
+        digest.update(p.read_bytes() if p.exists() else b"-")
+    return digest.hexdigest()
+
+
+@cache
+def _context_for(settings: Settings) -> Context:
+    register = load_register(settings.register, settings.aliases if settings.aliases.exists() else None)
+    return Context(
+        settings=settings,
+        register=register,
+        matcher=UnitMatcher(register),
+        register_fingerprint=_file_digest(settings.register, settings.aliases),
+    )
+
+
+def make_context(settings: Settings) -> Context:
+    return _context_for(settings)
+
+
+def ingest(ctx: Context, period: str) -> Collected:
+    """Archive every file of the period folder (the raw folder is never modified)."""
+    return collect_period(ctx.settings.raw_dir, period, ctx.archive, ctx.limits)
+
+
+def parse(ctx: Context, periods: list[str]) -> tuple[dict[str, ParsedReturn], int]:
+    """Parse every version of the periods not already parsed; returns results and how many were parsed now."""
+    versions = [v for p in periods for v in ctx.archive.versions(p)]
+    return parse_all(jobs_for(versions), ctx.archive, ctx.cache, ctx.matcher, ctx.limits)
+
+
+def period_fingerprint(ctx: Context, versions: list[FileVersion]) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{PARSER_VERSION}:{ctx.register_fingerprint}:{_file_digest(_CATALOGUE)}".encode())
+    for v in sorted(versions, key=lambda v: (v.path, v.sha256)):
+        digest.update(f"{v.path}\0{v.sha256}\0{v.modified_at}\n".encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class BuildResult:
+    built: list[PeriodResult]
+    skipped: list[str]
+    check_results: dict[str, list[tuple[str, bool, str]]] = field(default_factory=dict)
+
+
+def build_warehouse(ctx: Context, periods: list[str], run_id: str, force: bool = False) -> BuildResult:
+    """Load the periods into a private copy of the warehouse and publish it."""
+    result = BuildResult(built=[], skipped=[])
+    with wh.building(ctx.settings.warehouse, ctx.settings.work_dir) as con:
+        load_register_tables(con, ctx.register)
+        built_before = dict(con.execute("select period, fingerprint from audit.period_builds").fetchall())
+        for period in sorted(periods):
+            versions = ctx.archive.versions(period)
+            fingerprint = period_fingerprint(ctx, versions)
+            if not force and built_before.get(period) == fingerprint:
+                result.skipped.append(period)
+                continue
+            parsed, _ = parse_all(jobs_for(versions), ctx.archive, ctx.cache, ctx.matcher, ctx.limits)
+            result.built.append(load_period(con, period, versions, parsed, ctx.register, ctx.matcher))
+            record_build(con, period, fingerprint, len(versions), run_id)
+        wh.refresh_marts(con)
+        result.check_results = warehouse_checks(con, periods)
+    return result
+
+
+def warehouse_checks(con, periods: list[str]) -> dict[str, list[tuple[str, bool, str]]]:
+    """Reconciliation and completeness checks: name → [(period, passed, detail)]."""
+    out: dict[str, list[tuple[str, bool, str]]] = {}
+    for name in ("province_equals_districts", "units_match_register", "complete", "no_refusals"):
+        rows = con.execute(wh.sql(f"checks/{name}.sql"), {"periods": list(periods)}).fetchall()
+        out[name] = [(r[0], bool(r[1]), r[2]) for r in rows]
+    return out
+
+
+def province_summary(published: Path, period: str | None = None) -> pd.DataFrame:
+    con = wh.connect_read_only(published)
+    try:
+        return con.execute(
+            "select * from marts.province_summary where $period is null or period = $period order by period",
+            {"period": period},
+        ).df()
+    finally:
+        con.close()
+
+
+def open_published(settings: Settings):
+    return wh.connect_read_only(settings.warehouse)
+
+
+def table_counts(con, periods: list[str]) -> dict[str, int]:
+    """Rows per public table for the periods (for materialisation metadata)."""
+    tables = {
+        "audit_files": "audit.files",
+        "audit_issues": "audit.issues",
+        "unit_returns": "core.unit_returns",
+        "district_summary": "marts.district_summary",
+        "province_summary": "marts.province_summary",
+        "unit_changes": "marts.unit_changes",
+        "province_trend": "marts.province_trend",
+    }
+    counts = {}
+    for name, table in tables.items():
+        if name == "province_trend":
+            counts[name] = con.execute(f"select count(*) from {table}").fetchone()[0]
+        else:
+            counts[name] = con.execute(
+                f"select count(*) from {table} where list_contains($periods, period)", {"periods": periods}
+            ).fetchone()[0]
+    return counts
+
+
+def summary_markdown(con, periods: list[str]) -> str:
+    frame = con.execute(
+        """
+        select period, unit_type, units, units_with_cell, coverage_pct, cell_members, member_share_pct,
+               cells_hd28, districts_reported, districts_expected, is_complete
+        from marts.province_summary where list_contains($periods, period) order by period
+        """,
+        {"periods": periods},
+    ).df()
+    return _markdown(frame)
+
+
+def refusals_markdown(settings: Settings, periods: list[str]) -> str:
+    con = open_published(settings)
+    try:
+        frame = con.execute(
+            """
+            select f.period, f.file_name, f.district_code, count(i.code) as errors,
+                   any_value(i.message order by i.cell nulls first) as first_error
+            from audit.files f
+            left join audit.issues i on i.period = f.period and i.sha256 = f.sha256 and i.severity = 'error'
+            where f.status = 'refused' and list_contains($periods, f.period)
+            group by all order by f.period, f.file_name
+            """,
+            {"periods": periods},
+        ).df()
+    finally:
+        con.close()
+    return "No refused files." if frame.empty else _markdown(frame)
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join("" if pd.isna(v) else str(v).replace("|", "/") for v in row) + " |")
+    return "\n".join(lines)

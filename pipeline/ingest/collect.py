@@ -1,0 +1,98 @@
+"""Raw folder → archive: take in every file version of a period before anything else."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+from pipeline.archive import Archive, FileVersion, sha256_of, utc_iso
+from pipeline.ingest.discover import scan_period
+from pipeline.ingest.guards import Limits
+
+
+@dataclass(frozen=True)
+class Collected:
+    versions: list[FileVersion]  # every version ever seen for the period (manifest)
+    new_versions: int
+    files_in_folder: int
+
+
+def _now() -> str:
+    return utc_iso(datetime.now(timezone.utc))
+
+
+def _take_in_large(path: Path, archive: Archive, suffix: str) -> tuple[str, str]:
+    """Hash and archive a file too large to parse, without holding it in memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    sha = digest.hexdigest()
+    rel = archive.object_path(sha, suffix)
+    target = archive.root / rel
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".tmp-{sha}")
+        shutil.copyfile(path, tmp)
+        tmp.replace(target)
+    return sha, rel
+
+
+def collect_period(raw_dir: Path, period: str, archive: Archive, limits: Limits) -> Collected:
+    """Archive every file of raw/<period> and merge it into the period's manifest."""
+    files, skipped = scan_period(raw_dir, period)
+    now = _now()
+    seen: list[FileVersion] = []
+    for f in files:
+        suffix = PurePosixPath(f.file_name).suffix
+        refusal = None
+        if f.size_bytes > limits.max_file_bytes:
+            sha, rel = _take_in_large(f.path, archive, suffix)
+            refusal = "file_too_large"
+            size = f.size_bytes
+        else:
+            try:
+                # Read once: the bytes hashed are the bytes archived and parsed,
+                # even if the file changes on disk meanwhile.
+                data = f.path.read_bytes()
+            except OSError:
+                continue  # vanished or unreadable right now; the next run sees it again
+            sha = sha256_of(data)
+            rel = archive.store(data, sha, suffix)
+            size = len(data)
+        seen.append(
+            FileVersion(
+                period=period,
+                path=f.rel_path,
+                file_name=f.file_name,
+                sha256=sha,
+                size_bytes=size,
+                modified_at=utc_iso(f.modified_at),
+                first_seen_at=now,
+                archived_path=rel,
+                refusal=refusal,
+            )
+        )
+    for s in skipped:
+        name = PurePosixPath(s.rel_path).name
+        seen.append(
+            FileVersion(
+                period=period,
+                path=s.rel_path,
+                file_name=name,
+                # No bytes are read from junk or unsafe links; the path identifies them.
+                sha256=sha256_of(f"{s.reason}:{s.rel_path}".encode()),
+                size_bytes=0,
+                modified_at=now,
+                first_seen_at=now,
+                archived_path=None,
+                ignored=not s.refuse,
+                refusal="file_unsafe_path" if s.refuse else None,
+            )
+        )
+    before = len(archive.versions(period))
+    versions = archive.record(period, seen)
+    return Collected(versions=versions, new_versions=len(versions) - before, files_in_folder=len(files))

@@ -1,0 +1,210 @@
+"""One file's bytes → a ParsedReturn: guards, read, decode, locate, type, match.
+
+Nothing here decides whether a return is accepted: reading problems become
+issues on the ParsedReturn, and pipeline.checks.rules judges the content.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from pipeline.checks.catalogue import make_issue
+from pipeline.ingest import values
+from pipeline.ingest.guards import Limits, check_bytes, sniff_format
+from pipeline.ingest.layout import choose_sheet, column_letter, missing_required
+from pipeline.ingest.match import UnitMatcher
+from pipeline.ingest.model import FIELD_LABELS, FIELDS, Layout, ParsedReturn, Sheet
+from pipeline.ingest.read import ReadError, is_blank, read_workbook, xlsx_cell_fonts
+from pipeline.ingest.text import decode_cells
+
+_PARSERS = {
+    "total_members": values.parse_count,
+    "cell_members": values.parse_count,
+    "eligible": values.parse_flag,
+    "has_cell": values.parse_flag,
+    "established_on": values.parse_date,
+    "basis": values.parse_basis,
+    "unit_type": values.parse_unit_type,
+}
+_TEXT_FIELDS = ("stt", "unit_code", "unit_name", "note")
+_MAX_FORMULA_ISSUES = 20
+
+_AS_OF = [
+    re.compile(r"(?:tính\s+)?đến\s+ngày\s+(\d{1,2})\s*[/.-]\s*(\d{1,2})\s*[/.-]\s*(\d{4})", re.IGNORECASE),
+    re.compile(r"ngày\s+(\d{1,2})\s+tháng\s+(\d{1,2})\s+năm\s+(\d{4})", re.IGNORECASE),
+    re.compile(r"\b(\d{1,2})\s*/\s*(\d{1,2})\s*/\s*(\d{4})\b"),
+]
+
+
+def parse_return(data: bytes, file_name: str, matcher: UnitMatcher, limits: Limits | None = None) -> ParsedReturn:
+    """Read one return from its bytes; every problem becomes an issue, never an exception."""
+    limits = limits or Limits()
+    result = ParsedReturn(file_name=file_name)
+    refusal = check_bytes(data, file_name, limits)
+    if refusal is not None:
+        result.issues.append(refusal)
+        return result
+
+    fmt = sniff_format(data)
+    try:
+        sheets = read_workbook(data, fmt, limits.max_sheet_rows, limits.max_sheet_cols)
+    except ReadError as exc:
+        result.issues.append(make_issue(exc.code, file=file_name, detail=exc.detail))
+        return result
+
+    _decode_text(sheets, data if fmt in ("xlsx", "xlsm") else None)
+    chosen = choose_sheet(sheets)
+    if chosen is None:
+        code = "file_empty" if not any(_has_content(s) for s in sheets) else "no_header"
+        result.issues.append(make_issue(code, file=file_name, detail=""))
+        return result
+    sheet, layout = chosen
+    result.sheet = sheet.name
+    result.columns = {f: column_letter(c) for f, c in layout.columns.items()}
+    result.title_lines = layout.title_lines
+
+    for f in missing_required(layout):
+        result.issues.append(make_issue("missing_column", sheet=sheet.name, file=file_name, column=_label(f)))
+    result.issues.extend(_formula_issues(sheet, layout, file_name))
+    for col, label in layout.extra_columns:
+        ref = f"{column_letter(col)}{layout.header_rows[-1] + 1}"
+        result.issues.append(make_issue("extra_column", sheet=sheet.name, cell=ref, column=label, file=file_name))
+
+    result.rows = _typed_rows(sheet, layout)
+    if layout.totals_row is not None:
+        result.totals_row = layout.totals_row + 1
+        result.totals = _typed_totals(sheet.rows[layout.totals_row], layout)
+    if result.rows.empty:
+        result.issues.append(make_issue("no_units", sheet=sheet.name, file=file_name))
+        return result
+
+    _match_units(result, matcher)
+    result.as_of = find_as_of(layout.title_lines)
+    return result
+
+
+def _has_content(sheet: Sheet) -> bool:
+    return any(not is_blank(v) for row in sheet.rows for v in row)
+
+
+def _label(field: str) -> str:
+    return FIELD_LABELS[field]
+
+
+def _decode_text(sheets: list[Sheet], xlsx_data: bytes | None) -> None:
+    """Decode every text cell of the workbook in one batch, so evidence from all cells counts."""
+    positions: list[tuple[int, int, int]] = []
+    texts: list[str] = []
+    fonts: list[str | None] = []
+    for s, sheet in enumerate(sheets):
+        sheet_fonts = xlsx_cell_fonts(xlsx_data, sheet.name) if xlsx_data is not None else None
+        for r, row in enumerate(sheet.rows):
+            for c, v in enumerate(row):
+                if isinstance(v, str) and v:
+                    positions.append((s, r, c))
+                    texts.append(v)
+                    fonts.append(sheet_fonts.get((r, c)) if sheet_fonts else None)
+    if not texts:
+        return
+    decoded = decode_cells(texts, fonts if any(fonts) else None)
+    for (s, r, c), text in zip(positions, decoded):
+        sheets[s].rows[r][c] = text
+
+
+def _formula_issues(sheet: Sheet, layout: Layout, file_name: str) -> list:
+    if not sheet.formulas_without_value:
+        return []
+    rows_in_table = set(layout.data_rows)
+    if layout.totals_row is not None:
+        rows_in_table.add(layout.totals_row)
+    found = []
+    for ref in sheet.formulas_without_value:
+        row = int(re.sub(r"[A-Z]+", "", ref)) - 1
+        if row in rows_in_table:
+            found.append(make_issue("formula_without_value", sheet=sheet.name, cell=ref, file=file_name))
+    return found[:_MAX_FORMULA_ISSUES]
+
+
+def _cell(row: list[Any], col: int | None) -> Any:
+    if col is None or col >= len(row):
+        return None
+    v = row[col]
+    return None if v == "" else v
+
+
+def _typed_rows(sheet: Sheet, layout: Layout) -> pd.DataFrame:
+    records: dict[str, list] = {"excel_row": [r + 1 for r in layout.data_rows]}
+    raw_rows = [sheet.rows[r] for r in layout.data_rows]
+    for f in FIELDS:
+        col = layout.columns.get(f)
+        raw = [_cell(row, col) for row in raw_rows]
+        records[f"{f}_raw"] = raw
+        if f in _PARSERS:
+            parsed = [_PARSERS[f](v) for v in raw]
+            records[f] = [p[0] for p in parsed]
+            records[f"{f}_error"] = [p[1] for p in parsed]
+        else:
+            records[f] = [_clean_text(v) for v in raw]
+    frame = pd.DataFrame(records)
+    for f in ("total_members", "cell_members"):
+        frame[f] = pd.array(frame[f], dtype="Int64")
+    for f in ("eligible", "has_cell"):
+        frame[f] = pd.array(frame[f], dtype="boolean")
+    return frame
+
+
+def _typed_totals(row: list[Any], layout: Layout) -> dict[str, Any]:
+    totals: dict[str, Any] = {}
+    for f in ("total_members", "cell_members", "eligible", "has_cell"):
+        raw = _cell(row, layout.columns.get(f))
+        if raw is None:
+            continue
+        # In the totals row the flag columns hold counts of units, not flags.
+        value, error = values.parse_count(raw)
+        if error is None and value is not None:
+            totals[f] = value
+    return totals
+
+
+def _match_units(result: ParsedReturn, matcher: UnitMatcher) -> None:
+    rows = result.rows
+    names = rows["unit_name"].tolist()
+    codes = rows["unit_code"].tolist()
+    guess = matcher.infer_district(names, codes)
+    result.district_code = guess.district_code
+    result.district_counts = dict(guess.matched_per_district)
+    result.title_district_code = next(
+        (d for d in (matcher.district_from_text(line) for line in result.title_lines) if d), None
+    )
+    result.filename_district_code = matcher.district_from_filename(result.file_name)
+    matches = [matcher.match_unit(n, c, result.district_code) for n, c in zip(names, codes)]
+    rows["matched_unit_code"] = [m.unit_code for m in matches]
+    rows["match_method"] = [m.method for m in matches]
+    rows["code_conflict"] = [bool(m.code_conflict) for m in matches]
+
+
+def _clean_text(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)  # codes and row numbers typed as numbers
+    text = " ".join(str(v).split())
+    return text or None
+
+
+def find_as_of(title_lines: list[str]) -> date | None:
+    """The "as of" date written in the title block, preferring "tính đến ngày …"."""
+    for pattern in _AS_OF:
+        for line in title_lines:
+            m = pattern.search(line)
+            if m:
+                d, mth, y = (int(g) for g in m.groups())
+                try:
+                    return date(y, mth, d)
+                except ValueError:
+                    continue
+    return None

@@ -1,0 +1,158 @@
+"""Workbook bytes → dense sheet grids, through python-calamine for every format.
+
+openpyxl is used only where calamine cannot help: the font of each cell of an
+.xlsx that uses legacy Vietnamese fonts (the font decides TCVN3 vs VNI), and
+spotting formulas whose value was never saved (calamine shows them as blank).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from typing import Any
+
+import python_calamine as pc
+
+from pipeline.ingest.layout import cell_ref
+from pipeline.ingest.model import Sheet
+
+
+class ReadError(Exception):
+    """The workbook could not be read; ``code`` is a catalogue code."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+_LEGACY_FONT = re.compile(rb'<name val="(\.Vn|VNI)', re.IGNORECASE)
+# A formula cell with no cached value: <c r="E20" ...><f>…</f></c> (no <v>).
+_CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.DOTALL)
+_REF = re.compile(rb'\br="([A-Z]+[0-9]+)"')
+
+
+def read_workbook(data: bytes, fmt: str, max_rows: int, max_cols: int) -> list[Sheet]:
+    """Read every worksheet into a grid; raise ReadError with a catalogue code."""
+    try:
+        workbook = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
+    except pc.PasswordError as exc:
+        raise ReadError("file_encrypted", str(exc)) from exc
+    except pc.XmlError as exc:
+        raise ReadError("file_corrupt", f"XML: {exc}") from exc
+    except Exception as exc:  # calamine raises several unrelated types on bad input
+        raise ReadError("file_corrupt", f"{type(exc).__name__}: {exc}") from exc
+
+    sheets: list[Sheet] = []
+    for meta in workbook.sheets_metadata:
+        if str(meta.typ) != "SheetTypeEnum.WorkSheet":
+            continue
+        try:
+            sheet = workbook.get_sheet_by_name(meta.name)
+            if sheet.total_height > max_rows or sheet.total_width > max_cols:
+                raise ReadError("file_too_many_rows", f"{meta.name}: {sheet.total_height} × {sheet.total_width}")
+            rows = sheet.to_python(skip_empty_area=False)
+            merged = list(sheet.merged_cell_ranges or [])
+        except ReadError:
+            raise
+        except Exception as exc:
+            raise ReadError("file_corrupt", f"{meta.name}: {type(exc).__name__}: {exc}") from exc
+        sheets.append(Sheet(name=meta.name, rows=[list(r) for r in rows], merged=merged))
+
+    if fmt in ("xlsx", "xlsm"):
+        _mark_formulas_without_value(data, sheets)
+    return sheets
+
+
+def _xlsx_sheet_parts(archive: zipfile.ZipFile) -> dict[str, str]:
+    """Sheet name → part name, from workbook.xml and its relationships."""
+    wb = archive.read("xl/workbook.xml")
+    rels = archive.read("xl/_rels/workbook.xml.rels")
+    targets = {
+        m.group(1).decode(): m.group(2).decode()
+        for m in re.finditer(rb'<Relationship[^>]*?Id="([^"]+)"[^>]*?Target="([^"]+)"', rels)
+    }
+    targets.update(
+        {
+            m.group(2).decode(): m.group(1).decode()
+            for m in re.finditer(rb'<Relationship[^>]*?Target="([^"]+)"[^>]*?Id="([^"]+)"', rels)
+        }
+    )
+    parts: dict[str, str] = {}
+    for m in re.finditer(rb"<(?:\w+:)?sheet\b([^>]*)/?>", wb):
+        attrs = m.group(1)
+        name = re.search(rb'name="([^"]*)"', attrs)
+        rid = re.search(rb'r:id="([^"]*)"', attrs) or re.search(rb'\w+:id="([^"]*)"', attrs)
+        if not name or not rid or rid.group(1).decode() not in targets:
+            continue
+        target = targets[rid.group(1).decode()].lstrip("/")
+        part = target if target.startswith("xl/") else f"xl/{target}"
+        parts[_xml_unescape(name.group(1).decode("utf-8"))] = part
+    return parts
+
+
+def _xml_unescape(s: str) -> str:
+    return s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&apos;", "'").replace("&amp;", "&")
+
+
+def _mark_formulas_without_value(data: bytes, sheets: list[Sheet]) -> None:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        parts = _xlsx_sheet_parts(archive)
+        for sheet in sheets:
+            part = parts.get(sheet.name)
+            if part is None or part not in archive.namelist():
+                continue
+            xml = archive.read(part)
+            if b"<f" not in xml:
+                continue
+            for m in _CELL.finditer(xml):
+                body = m.group(2) or b""
+                if b"<f" in body and (b"<v>" not in body or b"<v></v>" in body):
+                    ref = _REF.search(m.group(1))
+                    if ref:
+                        sheet.formulas_without_value.append(ref.group(1).decode())
+
+
+def xlsx_cell_fonts(data: bytes, sheet_name: str) -> dict[tuple[int, int], str] | None:
+    """Font name per non-empty cell, only when the workbook uses a legacy font.
+
+    Returns None when no .Vn*/VNI-* font is declared, which is the common case
+    and costs one scan of styles.xml.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        try:
+            styles = archive.read("xl/styles.xml")
+        except KeyError:
+            return None
+    if not _LEGACY_FONT.search(styles):
+        return None
+    import openpyxl  # deferred: only legacy-font workbooks pay for it
+
+    wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    try:
+        ws = wb[sheet_name]
+        fonts: dict[tuple[int, int], str] = {}
+        for r, row in enumerate(ws.iter_rows()):
+            for cell in row:
+                if getattr(cell, "value", None) is None or not isinstance(cell.value, str):
+                    continue
+                name = cell.font.name if cell.font is not None else None
+                if name:
+                    fonts[(cell.row - 1, cell.column - 1)] = name
+        return fonts
+    finally:
+        wb.close()
+
+
+def grid_strings(sheet: Sheet) -> list[tuple[int, int, str]]:
+    """Every text cell of a grid as (row, col, text)."""
+    return [(r, c, v) for r, row in enumerate(sheet.rows) for c, v in enumerate(row) if isinstance(v, str) and v]
+
+
+def describe(sheet: Sheet, r: int, c: int) -> str:
+    return f"{sheet.name}!{cell_ref(r, c)}"
+
+
+def is_blank(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())

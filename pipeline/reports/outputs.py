@@ -1,0 +1,119 @@
+"""Warehouse → the workbooks people read: province report, district feedback, status overview.
+
+Reads the published warehouse (read-only) and writes beside it, under
+``reports/<period>/`` and ``feedback/<period>/``. Files are written to a
+temporary name and renamed, so a reader never opens half a workbook.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import Settings
+from pipeline.reports.feedback import write_district_feedback, write_status_overview
+from pipeline.reports.pdf import to_pdf
+from pipeline.reports.province_report import write_province_report
+
+
+def _query(con, sql: str, params: dict) -> pd.DataFrame:
+    return con.execute(sql, params).df()
+
+
+def ascii_slug(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text.replace("Đ", "D").replace("đ", "d"))
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return re.sub(r"[^A-Za-z0-9]+", "_", folded).strip("_") or "x"
+
+
+def _replace_into(tmp: Path, final: Path) -> Path:
+    os.replace(tmp, final)
+    return final
+
+
+def write_period_report(con, settings: Settings, period: str) -> list[Path]:
+    """The province report of one period (xlsx, and pdf when LibreOffice is present)."""
+    params = {"period": period}
+    by_type = _query(con, "select * from marts.province_summary where period = $period", params)
+    by_district = _query(con, "select * from marts.district_summary where period = $period order by district_code", params)
+    hd28 = _query(con, "select * from marts.hd28_cells where period = $period", params)
+    status = _query(
+        con,
+        "select district_code, district_name, status, source_file from marts.district_summary where period = $period order by district_code",
+        params,
+    )
+    out_dir = settings.reports_dir / period
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / f"Bao_cao_chi_bo_co_quan_{period}.xlsx"
+    tmp = out_dir / f".tmp-{final.name}"
+    write_province_report(tmp, period=period, by_type=by_type, by_district=by_district, hd28=hd28, status=status)
+    written = [_replace_into(tmp, final)]
+    pdf = to_pdf(final, out_dir)
+    if pdf is not None:
+        written.append(pdf)
+    return written
+
+
+def write_period_feedback(con, settings: Settings, period: str) -> list[Path]:
+    """One feedback workbook per submitted file with errors or warnings (refused or in effect)."""
+    files = _query(
+        con,
+        """
+        select f.file_name, f.path, f.sha256, f.status, f.archived_path, f.district_code, d.district_name
+        from audit.files f left join core.districts d using (district_code)
+        where f.period = $period and f.status not in ('ignored', 'duplicate')
+          and exists (select 1 from audit.issues i where i.period = f.period and i.sha256 = f.sha256
+                      and i.severity in ('error', 'warning'))
+        order by f.path
+        """,
+        {"period": period},
+    )
+    out_dir = settings.feedback_dir / period
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for f in files.itertuples(index=False):
+        issues = _query(
+            con,
+            """
+            select sheet, cell, severity, code, message, action from audit.issues
+            where period = $period and sha256 = $sha256 and path = $path
+            order by case severity when 'error' then 0 when 'warning' then 1 else 2 end, cell
+            """,
+            {"period": period, "sha256": f.sha256, "path": f.path},
+        )
+        district = f.district_name if isinstance(f.district_name, str) else "Chưa xác định đơn vị"
+        name = f"Phan_hoi_{ascii_slug(district)}_{ascii_slug(Path(f.file_name).stem)[:60]}_{f.sha256[:8]}.xlsx"
+        final = out_dir / name
+        tmp = out_dir / f".tmp-{name}"
+        source = settings.archive_dir / f.archived_path if isinstance(f.archived_path, str) else None
+        write_district_feedback(
+            tmp, period=period, district_name=district, file_name=f.file_name, status=f.status, issues=issues,
+            source_path=source if source is not None and source.exists() else None,
+        )  # fmt: skip
+        written.append(_replace_into(tmp, final))
+    return written
+
+
+def write_overview(con, settings: Settings) -> Path:
+    """The province overview of submission status for every period."""
+    status = _query(
+        con,
+        """
+        select s.period, s.district_code, s.district_name, s.status, s.source_file,
+               coalesce(sum(case when i.severity = 'error' then 1 end), 0) as errors,
+               coalesce(sum(case when i.severity = 'warning' then 1 end), 0) as warnings
+        from marts.district_summary s
+        left join audit.issues i on i.period = s.period and i.district_code = s.district_code
+        group by all order by s.period, s.district_code
+        """,
+        {},
+    )
+    settings.feedback_dir.mkdir(parents=True, exist_ok=True)
+    final = settings.feedback_dir / "Tinh_hinh_gui_bao_cao.xlsx"
+    tmp = settings.feedback_dir / f".tmp-{final.name}"
+    write_status_overview(tmp, status=status)
+    return _replace_into(tmp, final)

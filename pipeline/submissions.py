@@ -1,0 +1,70 @@
+"""Which file is in effect for each district and period, and the status of every version.
+
+Rules (returns.md, "Where files are"): per district and period the most
+recently modified *accepted* return is in effect; older accepted ones are
+superseded; a refused file never displaces an accepted one; the same bytes
+under several names are one submission, the extra copies are duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.archive import FileVersion
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What checking one version's content found."""
+
+    district_code: str | None
+    errors: int
+    warnings: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: str  # accepted | accepted_with_warnings | refused | superseded | duplicate | ignored
+    district_code: str | None
+    in_effect: bool
+
+
+def decide(versions: list[FileVersion], outcomes: dict[str, Outcome]) -> dict[tuple[str, str], Decision]:
+    """Status of every (path, sha256) version of one period."""
+    decisions: dict[tuple[str, str], Decision] = {}
+    primary: dict[str, FileVersion] = {}
+    # The earliest-seen copy of some bytes stands for the submission.
+    for v in sorted(versions, key=lambda v: (v.first_seen_at, v.path)):
+        if v.ignored:
+            decisions[(v.path, v.sha256)] = Decision("ignored", None, False)
+        elif v.sha256 in primary:
+            district = outcomes[v.sha256].district_code if v.sha256 in outcomes else None
+            decisions[(v.path, v.sha256)] = Decision("duplicate", district, False)
+        else:
+            primary[v.sha256] = v
+
+    accepted_by_district: dict[str, list[FileVersion]] = {}
+    for sha, v in primary.items():
+        outcome = outcomes[sha]
+        if outcome.errors or outcome.district_code is None:
+            decisions[(v.path, sha)] = Decision("refused", outcome.district_code, False)
+        else:
+            accepted_by_district.setdefault(outcome.district_code, []).append(v)
+
+    for district, candidates in accepted_by_district.items():
+        candidates.sort(key=lambda v: (v.modified_at, v.first_seen_at, v.path), reverse=True)
+        winner, *older = candidates
+        status = "accepted_with_warnings" if outcomes[winner.sha256].warnings else "accepted"
+        decisions[(winner.path, winner.sha256)] = Decision(status, district, True)
+        for v in older:
+            decisions[(v.path, v.sha256)] = Decision("superseded", district, False)
+    return decisions
+
+
+def district_status(decisions: dict[tuple[str, str], Decision], district_code: str) -> str:
+    """accepted / accepted_with_warnings / refused / missing for one district."""
+    mine = [d for d in decisions.values() if d.district_code == district_code]
+    for d in mine:
+        if d.in_effect:
+            return d.status
+    return "refused" if any(d.status == "refused" for d in mine) else "missing"

@@ -1,0 +1,87 @@
+"""Build the warehouse in a private copy and publish it atomically.
+
+A build copies the published file into ``.build/``, replaces the slices of the
+periods being rebuilt (delete, then insert), refreshes the marts, checkpoints
+and renames the copy over the published file. Readers holding the old file
+keep their snapshot; a run killed at any moment leaves the published file as
+it was, and the next build starts again from it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+SQL_DIR = Path(__file__).with_name("sql")
+MARTS = ("province_summary", "district_summary", "unit_changes", "province_trend", "hd28_cells")
+
+
+def sql(name: str) -> str:
+    return (SQL_DIR / name).read_text(encoding="utf-8")
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(sql("schema.sql"))
+
+
+@contextmanager
+def building(published: Path, work_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to a private copy of the warehouse, published on success.
+
+    Builds are serialised by a lock file; readers are never waited for.
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    published.parent.mkdir(parents=True, exist_ok=True)
+    with open(work_dir / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for stale in work_dir.glob("*.duckdb*"):
+            stale.unlink(missing_ok=True)  # left by a killed run; the published file is intact
+        working = work_dir / f"{uuid.uuid4().hex}.duckdb"
+        if published.exists():
+            shutil.copyfile(published, working)
+        con = duckdb.connect(str(working))
+        try:
+            ensure_schema(con)
+            yield con
+            con.execute("checkpoint")
+            con.close()
+            _fsync(working)
+            os.replace(working, published)
+            _fsync_dir(published.parent)
+        except BaseException:
+            con.close()
+            working.unlink(missing_ok=True)
+            Path(f"{working}.wal").unlink(missing_ok=True)
+            raise
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def refresh_marts(con: duckdb.DuckDBPyConnection) -> None:
+    for name in MARTS:
+        con.execute(sql(f"marts/{name}.sql"))
+
+
+def connect_read_only(published: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(published), read_only=True)

@@ -1,0 +1,223 @@
+"""Load the register and a period's returns into the warehouse (idempotent per period)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import duckdb
+import pandas as pd
+
+from pipeline.archive import FileVersion
+from pipeline.checks.catalogue import Issue
+from pipeline.checks.rules import check_return
+from pipeline.ingest.match import UnitMatcher
+from pipeline.ingest.model import ParsedReturn
+from pipeline.register import Register
+from pipeline.submissions import Decision, Outcome, decide, district_status
+from pipeline.warehouse.build import sql
+
+_STAGING_COLUMNS = [
+    "period", "sha256", "sheet", "excel_row", "unit_code", "unit_name_written", "unit_type_written",
+    "total_members", "eligible", "has_cell", "established_on", "basis", "cell_members", "note",
+]  # fmt: skip
+
+
+@dataclass
+class PeriodResult:
+    period: str
+    decisions: dict[tuple[str, str], Decision]
+    issues: dict[str, list[Issue]]  # by sha256
+    district_status: dict[str, str]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def load_register(con: duckdb.DuckDBPyConnection, register: Register) -> None:
+    """Replace core.units and core.districts with the register in force."""
+    units = register.units[["unit_code", "unit_name", "unit_type", "gso_unit_type", "district_code", "note"]]
+    districts = register.districts[
+        ["district_code", "district_name", "short_name", "district_kind", "committee_title", "units_expected"]
+    ]
+    con.execute("delete from core.units")
+    con.execute("delete from core.districts")
+    con.register("register_units", units)
+    con.register("register_districts", districts)
+    con.execute("insert into core.units by name select * from register_units")
+    con.execute("insert into core.districts by name select * from register_districts")
+    con.unregister("register_units")
+    con.unregister("register_districts")
+
+
+def previous_rows(con: duckdb.DuckDBPyConnection, period: str) -> pd.DataFrame:
+    """Accepted unit rows of the latest period before ``period`` (for history checks)."""
+    return con.execute(
+        """
+        select period, district_code, unit_code, has_cell, total_members
+        from core.unit_returns
+        where period = (select max(period) from core.unit_returns where period < $period)
+        """,
+        {"period": period},
+    ).df()
+
+
+def check_versions(
+    period: str,
+    versions: list[FileVersion],
+    parsed: dict[str, ParsedReturn],
+    register: Register,
+    matcher: UnitMatcher,
+    previous: pd.DataFrame,
+) -> tuple[dict[str, list[Issue]], dict[str, Outcome]]:
+    issues: dict[str, list[Issue]] = {}
+    outcomes: dict[str, Outcome] = {}
+    for v in versions:
+        if v.ignored or v.sha256 in issues:
+            continue
+        p = parsed[v.sha256]
+        prev = None
+        if p.district_code is not None and not previous.empty:
+            prev = previous[previous["district_code"] == p.district_code]
+        found = list(p.issues) + check_return(
+            p, units=register.units, districts=register.districts, period=period, previous=prev, suggest=matcher.suggest
+        )
+        issues[v.sha256] = found
+        outcomes[v.sha256] = Outcome(
+            district_code=p.district_code,
+            errors=sum(i.severity == "error" for i in found),
+            warnings=sum(i.severity == "warning" for i in found),
+        )
+    return issues, outcomes
+
+
+def load_period(
+    con: duckdb.DuckDBPyConnection,
+    period: str,
+    versions: list[FileVersion],
+    parsed: dict[str, ParsedReturn],
+    register: Register,
+    matcher: UnitMatcher,
+) -> PeriodResult:
+    """Check every version of a period, decide what is in effect, and replace the period's slice."""
+    issues, outcomes = check_versions(period, versions, parsed, register, matcher, previous_rows(con, period))
+    decisions = decide(versions, outcomes)
+
+    files = pd.DataFrame(
+        [
+            {
+                "period": period,
+                "file_name": v.file_name,
+                "path": v.path,
+                "sha256": v.sha256,
+                "size_bytes": v.size_bytes,
+                "modified_at": pd.Timestamp(v.modified_at),
+                "first_seen_at": pd.Timestamp(v.first_seen_at),
+                "district_code": decisions[(v.path, v.sha256)].district_code,
+                "status": decisions[(v.path, v.sha256)].status,
+                "archived_path": v.archived_path,
+                "sheet": parsed[v.sha256].sheet if v.sha256 in parsed else None,
+                "errors": outcomes[v.sha256].errors if v.sha256 in outcomes else 0,
+                "warnings": outcomes[v.sha256].warnings if v.sha256 in outcomes else 0,
+            }
+            for v in versions
+        ],
+        columns=[
+            "period", "file_name", "path", "sha256", "size_bytes", "modified_at", "first_seen_at",
+            "district_code", "status", "archived_path", "sheet", "errors", "warnings",
+        ],  # fmt: skip
+    )
+
+    # Issues are reported once per submission (not again for duplicate copies).
+    issue_rows = []
+    for v in versions:
+        d = decisions[(v.path, v.sha256)]
+        if d.status in ("duplicate", "ignored"):
+            continue
+        for i in issues.get(v.sha256, []):
+            issue_rows.append(
+                {
+                    "period": period, "file_name": v.file_name, "district_code": d.district_code,
+                    "sheet": i.sheet, "cell": i.cell, "severity": i.severity, "code": i.code,
+                    "message": i.message, "action": i.action, "path": v.path, "sha256": v.sha256,
+                }  # fmt: skip
+            )
+    issue_frame = pd.DataFrame(
+        issue_rows,
+        columns=["period", "file_name", "district_code", "sheet", "cell", "severity", "code", "message", "action", "path", "sha256"],
+    )
+
+    staging = _staging_rows(period, parsed, {v.sha256 for v in versions if not v.ignored})
+
+    in_effect = {d.district_code: (path, sha) for (path, sha), d in decisions.items() if d.in_effect}
+    by_path = {(v.path, v.sha256): v for v in versions}
+    statuses = {code: district_status(decisions, code) for code in register.districts["district_code"]}
+    district_rows = pd.DataFrame(
+        [
+            {
+                "period": period,
+                "district_code": code,
+                "status": status,
+                "sha256": in_effect[code][1] if code in in_effect else None,
+                "source_file": by_path[in_effect[code]].file_name if code in in_effect else None,
+                "source_path": in_effect[code][0] if code in in_effect else None,
+            }
+            for code, status in statuses.items()
+        ],
+        columns=["period", "district_code", "status", "sha256", "source_file", "source_path"],
+    )
+
+    params = {"period": period}
+    for table in ("audit.files", "audit.issues", "staging.return_rows", "core.district_returns", "core.unit_returns"):
+        con.execute(f"delete from {table} where period = $period", params)  # fixed identifiers only
+    for table, frame in (
+        ("audit.files", files),
+        ("audit.issues", issue_frame),
+        ("staging.return_rows", staging),
+        ("core.district_returns", district_rows),
+    ):
+        con.register("incoming", frame)
+        con.execute(f"insert into {table} by name select * from incoming")
+        con.unregister("incoming")
+    con.execute(sql("load_period.sql"), params)
+
+    counts = {s: sum(d.status == s for d in decisions.values()) for s in {d.status for d in decisions.values()}}
+    return PeriodResult(period, decisions, issues, statuses, counts)
+
+
+def _staging_rows(period: str, parsed: dict[str, ParsedReturn], shas: set[str]) -> pd.DataFrame:
+    frames = []
+    for sha in sorted(shas):
+        p = parsed.get(sha)
+        if p is None or p.rows is None or len(p.rows) == 0:
+            continue
+        r = p.rows
+        frames.append(
+            pd.DataFrame(
+                {
+                    "period": period,
+                    "sha256": sha,
+                    "sheet": p.sheet,
+                    "excel_row": r["excel_row"].astype("int64"),
+                    "unit_code": r["matched_unit_code"],
+                    "unit_name_written": r["unit_name"],
+                    "unit_type_written": r["unit_type_raw"].map(lambda v: None if v is None else str(v)),
+                    "total_members": r["total_members"],
+                    "eligible": r["eligible"],
+                    "has_cell": r["has_cell"],
+                    "established_on": pd.to_datetime(r["established_on"], errors="coerce"),
+                    "basis": r["basis"],
+                    "cell_members": r["cell_members"],
+                    "note": r["note"],
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame(columns=_STAGING_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[_STAGING_COLUMNS]
+
+
+def record_build(con: duckdb.DuckDBPyConnection, period: str, fingerprint: str, files: int, run_id: str) -> None:
+    con.execute("delete from audit.period_builds where period = $period", {"period": period})
+    con.execute(
+        "insert into audit.period_builds values ($period, $fingerprint, $built_at, $files, $run_id)",
+        {"period": period, "fingerprint": fingerprint, "built_at": datetime.now(timezone.utc), "files": files, "run_id": run_id},
+    )

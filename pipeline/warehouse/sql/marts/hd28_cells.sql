@@ -1,0 +1,16 @@
+-- Grain: one row per period and unit whose agency cell was set up under Guidance 28.
+create or replace table marts.hd28_cells as
+select
+    r.period,
+    r.district_code,
+    d.district_name,
+    r.unit_code,
+    r.unit_name,
+    r.unit_type,
+    r.established_on,
+    r.cell_members,
+    r.source_file
+from core.unit_returns r
+join core.districts d using (district_code)
+where r.eligible and r.has_cell and r.basis = 'HD28'
+order by r.period, r.district_code, r.unit_code;
