@@ -218,6 +218,15 @@ def test_unit_code_missing_is_info_and_only_when_column_exists():
     assert not [i for i in check(make_return(rows, columns=columns)) if i.code == "unit_code_missing"]
 
 
+def test_unit_code_column_blank_throughout_is_one_note():
+    rows = clean_rows()
+    for r in rows:
+        r.update(unit_code=None, unit_code_raw=None, match_method="name")
+    issues = check(make_return(rows))
+    assert [(i.code, i.cell, i.severity) for i in issues] == [("unit_codes_missing", "B11", "info")]
+    assert "2 dòng" in issues[0].message
+
+
 def test_unit_code_name_mismatch():
     rows = clean_rows()
     rows[0].update(unit_name="Xã Ia Ka", unit_name_raw="Xã Ia Ka", code_conflict=True)
@@ -402,3 +411,10 @@ def test_unit_type_of_gso_class_is_not_a_mismatch():
     rows[0].update(unit_type="thi_tran", unit_type_raw="Thị trấn")  # register says xa, GSO says town
     issues = R.check_return(make_return(rows), units=units, districts=DISTRICTS, period=PERIOD)
     assert "unit_type_mismatch" not in {i.code for i in issues}
+
+
+def test_negative_total_is_not_also_exceeded():
+    rows = clean_rows()
+    rows[1].update(total_members=-60)
+    got = {i.code for i in check(make_return(rows, totals_row=None))}
+    assert "count_negative" in got and "cell_members_exceed_total" not in got

@@ -288,12 +288,17 @@ def unit_missing(ctx: Context) -> Iterator[Issue]:
             yield ctx.issue("unit_missing", None, unit=unit_display(ctx.units, code), unit_code=code, district=ctx.district_name(district))
 
 
-@rule("unit_code_missing")
+@rule("unit_code_missing", "unit_codes_missing")
 def unit_code_missing(ctx: Context) -> Iterator[Issue]:
     if not ctx.has_column("unit_code"):
         return  # an optional column: no note per row when the return has none
     matched = ctx.col("matched_unit_code")
     mask = matched.notna() & ~ctx.filled("unit_code_raw") & ~ctx.filled("unit_code")
+    if mask.sum() > 1 and mask.sum() == matched.notna().sum():
+        # A column left blank throughout is one remark, not one per unit.
+        first = ctx.rows.loc[mask, "excel_row"].iloc[0]
+        yield ctx.issue("unit_codes_missing", ctx.ref("unit_code", first), count=int(mask.sum()), column=ctx.parsed.columns["unit_code"])
+        return
     for i, row in ctx.offending(mask):
         yield ctx.issue("unit_code_missing", ctx.ref("unit_code", row["excel_row"]), unit=ctx.unit_label[i], unit_code=row["matched_unit_code"])
 
@@ -400,7 +405,8 @@ cell_missing_members = rule("cell_missing_members")(_cell_missing("cell_members"
 def cell_members_exceed_total(ctx: Context) -> Iterator[Issue]:
     cell = pd.to_numeric(ctx.col("cell_members"), errors="coerce")
     total = pd.to_numeric(ctx.col("total_members"), errors="coerce")
-    for i, row in ctx.offending((cell > total).fillna(False)):
+    # A negative total is already an error of its own; comparing with it only adds noise.
+    for i, row in ctx.offending(((cell > total) & (total >= 0)).fillna(False)):
         yield ctx.issue(
             "cell_members_exceed_total",
             ctx.ref("cell_members", row["excel_row"]),
