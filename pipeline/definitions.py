@@ -6,14 +6,12 @@ import dagster as dg
 
 from pipeline.config import Settings
 from pipeline.defs import assets
-from pipeline.defs.partitions import period_partitions
 from pipeline.defs.resources import default_resources
 
 # Materialise everything for the selected period(s): used by the CLI, the sensor and the schedule.
 refresh_periods = dg.define_asset_job(
     "refresh_periods",
     selection=dg.AssetSelection.all(),
-    partitions_def=period_partitions,
     description="Ingest, check, load and report the selected period(s).",
 )
 

@@ -85,7 +85,7 @@ def warehouse(context: dg.AssetExecutionContext, paths: PipelineConfig, config: 
     """Check every return, decide what is in effect, load DuckDB and publish it atomically."""
     ctx = flow.make_context(paths.settings())
     periods = _periods(context)
-    result = flow.build_warehouse(ctx, periods, run_id=context.run_id, force=config.force)
+    result = flow.build_warehouse(ctx, periods, run_id=context.run.run_id, force=config.force)
     for b in result.built:
         context.log.info(f"{b.period}: {b.counts}")
     con = flow.open_published(ctx.settings)
