@@ -1,0 +1,199 @@
+"""List the files of a reporting period in the raw folder, before anything reads them.
+
+The raw folder is filled by hand from e-mail and USB sticks, so it holds
+junk (lock files, thumbnails, macOS metadata), attachments that are not
+returns, and possibly links or special files placed there to make the
+pipeline read something else. Nothing here opens a file; it only decides
+which paths may be read.
+
+Symlink policy: a link is followed only when its resolved target lies inside
+the period folder (so it cannot reach /etc/passwd, nor another period's files
+and count them twice); any other link is refused, as are device files, FIFOs
+and sockets (opening a FIFO would block the run forever).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.checks.catalogue import Issue, make_issue
+
+_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_JUNK_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", ".ds_store", "__macosx", "$recycle.bin"})
+# Attachments that are clearly not returns; they are noted, not refused.
+# Archives (.zip, .rar) are deliberately absent: they may hold a return, and a
+# refusal tells the district to send the spreadsheet itself.
+_ATTACHMENT_SUFFIXES = frozenset(
+    {
+        ".pdf", ".doc", ".docx", ".odt", ".rtf", ".txt", ".ppt", ".pptx",
+        ".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".webp",
+        ".mp4", ".mov", ".avi", ".mp3", ".eml", ".msg", ".lnk", ".url",
+    }
+)  # fmt: skip
+_MAX_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class RawFile:
+    path: Path  # exact path on disk, to open
+    rel_path: str  # relative to the raw dir, posix, NFC, printable (for people and keys)
+    file_name: str
+    size_bytes: int
+    modified_at: datetime  # UTC
+
+
+@dataclass(frozen=True)
+class Skipped:
+    rel_path: str
+    # 'ignored_junk', 'ignored_attachment' (refuse=False);
+    # 'unsafe_path', 'broken_link', 'unreadable', 'too_deep' (refuse=True).
+    reason: str
+    refuse: bool
+
+
+def is_junk(name: str) -> bool:
+    """Files and folders nobody sent on purpose: Office lock/temp files, OS metadata, hidden entries."""
+    low = name.lower()
+    return (
+        # hidden (.DS_Store, ._resource forks, LibreOffice .~lock.*#) and Office owner/lock files
+        name.startswith((".", "~$"))
+        or (name.startswith("~") and low.endswith(".tmp"))  # Office save-in-progress temp
+        or low in _JUNK_NAMES
+    )
+
+
+def list_periods(raw_dir: Path) -> list[str]:
+    """Period folders (YYYY-MM, month 01–12) directly under ``raw_dir``, oldest first."""
+    raw_dir = Path(raw_dir)
+    try:
+        entries = list(os.scandir(raw_dir))
+    except OSError:
+        return []
+    root = raw_dir.resolve()
+    periods = []
+    for entry in entries:
+        if not _PERIOD.match(entry.name):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=True):
+                continue
+            if entry.is_symlink() and not _inside(Path(entry.path).resolve(), root):
+                continue
+        except OSError:
+            continue
+        periods.append(entry.name)
+    return sorted(periods)
+
+
+def scan_period(raw_dir: Path, period: str) -> tuple[list[RawFile], list[Skipped]]:
+    """Every candidate return under ``raw_dir/period`` (recursively), and what was skipped and why.
+
+    Both lists are sorted by rel_path. Never raises for odd names or entries.
+    """
+    raw_dir = Path(raw_dir)
+    folder = raw_dir / period
+    files: list[RawFile] = []
+    skipped: list[Skipped] = []
+    if folder.is_symlink() and not _inside(folder.resolve(), raw_dir.resolve()):
+        return [], [Skipped(period, "unsafe_path", True)]
+    try:
+        boundary = folder.resolve(strict=True)
+    except OSError:
+        return [], []
+    _walk(folder, period, boundary, 0, {boundary}, files, skipped)
+    files.sort(key=lambda f: f.rel_path)
+    skipped.sort(key=lambda s: s.rel_path)
+    return files, skipped
+
+
+def skipped_issue(item: Skipped) -> Issue | None:
+    """The catalogue issue for a refused entry (None for ignored ones)."""
+    if not item.refuse:
+        return None
+    name = item.rel_path.rsplit("/", 1)[-1]
+    if item.reason == "unsafe_path":
+        return make_issue("file_unsafe_path", file=name)
+    details = {
+        "broken_link": "lối tắt trỏ tới tệp không còn tồn tại",
+        "unreadable": "không có quyền đọc hoặc đường dẫn quá dài",
+        "too_deep": "nằm trong quá nhiều tầng thư mục",
+    }
+    return make_issue("file_corrupt", file=name, detail=details.get(item.reason, item.reason))
+
+
+def _walk(
+    folder: Path,
+    rel: str,
+    boundary: Path,
+    depth: int,
+    seen: set[Path],
+    files: list[RawFile],
+    skipped: list[Skipped],
+) -> None:
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        skipped.append(Skipped(rel, "unreadable", True))
+        return
+    for entry in entries:
+        rel_path = f"{rel}/{_display(entry.name)}"
+        try:
+            _visit(entry, rel_path, boundary, depth, seen, files, skipped)
+        except OSError:
+            skipped.append(Skipped(rel_path, "unreadable", True))
+
+
+def _visit(entry, rel_path, boundary, depth, seen, files, skipped) -> None:
+    if is_junk(entry.name):
+        skipped.append(Skipped(rel_path, "ignored_junk", False))
+        return
+    path = Path(entry.path)
+    if entry.is_symlink():
+        target = path.resolve()
+        if not _inside(target, boundary):
+            skipped.append(Skipped(rel_path, "unsafe_path", True))
+            return
+        if not target.exists():
+            skipped.append(Skipped(rel_path, "broken_link", True))
+            return
+    st = entry.stat(follow_symlinks=True)
+    if stat.S_ISDIR(st.st_mode):
+        real = path.resolve()
+        if real in seen:  # a link back up the tree
+            return
+        if depth + 1 > _MAX_DEPTH:
+            skipped.append(Skipped(rel_path, "too_deep", True))
+            return
+        _walk(path, rel_path, boundary, depth + 1, seen | {real}, files, skipped)
+        return
+    if not stat.S_ISREG(st.st_mode):  # FIFO, device, socket
+        skipped.append(Skipped(rel_path, "unsafe_path", True))
+        return
+    if os.path.splitext(entry.name)[1].lower() in _ATTACHMENT_SUFFIXES:
+        skipped.append(Skipped(rel_path, "ignored_attachment", False))
+        return
+    files.append(
+        RawFile(
+            path=path,
+            rel_path=rel_path,
+            file_name=rel_path.rsplit("/", 1)[-1],
+            size_bytes=st.st_size,
+            modified_at=datetime.fromtimestamp(st.st_mtime, tz=UTC),
+        )
+    )
+
+
+def _inside(target: Path, boundary: Path) -> bool:
+    return target == boundary or target.is_relative_to(boundary)
+
+
+def _display(name: str) -> str:
+    """A name safe to print and store: undecodable bytes replaced, NFC (macOS writes NFD)."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return unicodedata.normalize("NFC", text)
