@@ -35,6 +35,7 @@ class FileVersion:
     ignored: bool = False
     # Catalogue code when the bytes could not be taken in (unsafe path, too large).
     refusal: str | None = None
+    refusal_detail: str = ""
 
 
 def sha256_of(data: bytes) -> str:

@@ -73,8 +73,10 @@ def test_scan_period(tmp_path):
 
     files, skipped = scan_period(tmp_path, "2016-06")
 
+    # A non-spreadsheet attachment is not skipped: the guards refuse it with a reason.
     assert [f.rel_path for f in files] == [
         "2016-06/Chu Pah.xlsx",
+        "2016-06/Cong van kem theo.pdf",
         "2016-06/Huyen Ia Pa/IaPa_201606.xlsx",
         "2016-06/lien ket.xlsx",
     ]
@@ -85,7 +87,6 @@ def test_scan_period(tmp_path):
     assert abs(good.modified_at.timestamp() - good.path.stat().st_mtime) < 1e-3
     assert _reasons(skipped) == {
         "2016-06/.hidden": ("ignored_junk", False),
-        "2016-06/Cong van kem theo.pdf": ("ignored_attachment", False),
         "2016-06/Krong Pa.xlsx": ("unsafe_path", True),
         "2016-06/Thumbs.db": ("ignored_junk", False),
         "2016-06/__MACOSX": ("ignored_junk", False),

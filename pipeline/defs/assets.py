@@ -44,6 +44,7 @@ def parsed_returns(context: dg.AssetExecutionContext, paths: PipelineConfig) -> 
     ctx = flow.make_context(paths.settings())
     results, parsed_now = flow.parse(ctx, _periods(context))
     unreadable = sum(1 for p in results.values() if p.rows is None)
+    context.log.info(f"{len(results)} versions: {parsed_now} parsed now, {len(results) - parsed_now} from cache, {unreadable} unreadable")
     return dg.MaterializeResult(
         metadata={"versions": len(results), "parsed_now": parsed_now, "from_cache": len(results) - parsed_now, "unreadable": unreadable}
     )
@@ -126,6 +127,7 @@ def province_report(context: dg.AssetExecutionContext, paths: PipelineConfig, du
     with duckdb.get_connection() as con:
         for period in _periods(context):
             written.extend(outputs.write_period_report(con, settings, period))
+    context.log.info("report: " + ", ".join(str(p) for p in written))
     return dg.MaterializeResult(metadata={"files": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in written))})
 
 

@@ -37,6 +37,7 @@ class ParseJob:
     file_name: str
     archived_path: str
     refusal: str | None
+    refusal_detail: str = ""
 
 
 def cache_key(sha256: str, register_fingerprint: str) -> str:
@@ -99,7 +100,7 @@ def jobs_for(versions: list[FileVersion]) -> list[ParseJob]:
     for v in versions:
         if v.ignored or v.sha256 in jobs:
             continue
-        jobs[v.sha256] = ParseJob(v.sha256, v.file_name, v.archived_path or "", v.refusal)
+        jobs[v.sha256] = ParseJob(v.sha256, v.file_name, v.archived_path or "", v.refusal, v.refusal_detail)
     return list(jobs.values())
 
 
@@ -116,7 +117,7 @@ def parse_all(
     todo: list[ParseJob] = []
     for job in jobs:
         if job.refusal:
-            results[job.sha256] = _refused(job.file_name, job.refusal, "")
+            results[job.sha256] = _refused(job.file_name, job.refusal, job.refusal_detail)
             continue
         cached = cache.get(job.sha256)
         if cached is not None:

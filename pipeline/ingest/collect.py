@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from pipeline.archive import Archive, FileVersion, sha256_of, utc_iso
-from pipeline.ingest.discover import scan_period
+from pipeline.ingest.discover import scan_period, skipped_issue
 from pipeline.ingest.guards import Limits
 
 
@@ -48,11 +48,12 @@ def collect_period(raw_dir: Path, period: str, archive: Archive, limits: Limits)
     seen: list[FileVersion] = []
     for f in files:
         suffix = PurePosixPath(f.file_name).suffix
-        refusal = None
+        refusal, detail = None, ""
         if f.size_bytes > limits.max_file_bytes:
             sha, rel = _take_in_large(f.path, archive, suffix)
             refusal = "file_too_large"
             size = f.size_bytes
+            detail = f"{size / 1e6:.1f} MB"
         else:
             try:
                 # Read once: the bytes hashed are the bytes archived and parsed,
@@ -74,10 +75,12 @@ def collect_period(raw_dir: Path, period: str, archive: Archive, limits: Limits)
                 first_seen_at=now,
                 archived_path=rel,
                 refusal=refusal,
+                refusal_detail=detail,
             )
         )
     for s in skipped:
         name = PurePosixPath(s.rel_path).name
+        issue = skipped_issue(s)
         seen.append(
             FileVersion(
                 period=period,
@@ -90,7 +93,8 @@ def collect_period(raw_dir: Path, period: str, archive: Archive, limits: Limits)
                 first_seen_at=now,
                 archived_path=None,
                 ignored=not s.refuse,
-                refusal="file_unsafe_path" if s.refuse else None,
+                refusal=issue.code if issue else None,
+                refusal_detail=str(issue.params.get("detail", "")) if issue else "",
             )
         )
     before = len(archive.versions(period))

@@ -1,10 +1,12 @@
 """List the files of a reporting period in the raw folder, before anything reads them.
 
 The raw folder is filled by hand from e-mail and USB sticks, so it holds
-junk (lock files, thumbnails, macOS metadata), attachments that are not
-returns, and possibly links or special files placed there to make the
+junk (lock files, thumbnails, macOS metadata), attachments, and possibly
+links or special files placed there to make the
 pipeline read something else. Nothing here opens a file; it only decides
-which paths may be read.
+which paths may be read. Attachments that are not spreadsheets (a PDF cover
+letter) are not skipped: the guards refuse them as "not a spreadsheet", which
+tells the district to send the Excel return and never touches the figures.
 
 Symlink policy: a link is followed only when its resolved target lies inside
 the period folder (so it cannot reach /etc/passwd, nor another period's files
@@ -26,16 +28,6 @@ from pipeline.checks.catalogue import Issue, make_issue
 
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _JUNK_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", ".ds_store", "__macosx", "$recycle.bin"})
-# Attachments that are clearly not returns; they are noted, not refused.
-# Archives (.zip, .rar) are deliberately absent: they may hold a return, and a
-# refusal tells the district to send the spreadsheet itself.
-_ATTACHMENT_SUFFIXES = frozenset(
-    {
-        ".pdf", ".doc", ".docx", ".odt", ".rtf", ".txt", ".ppt", ".pptx",
-        ".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".webp",
-        ".mp4", ".mov", ".avi", ".mp3", ".eml", ".msg", ".lnk", ".url",
-    }
-)  # fmt: skip
 _MAX_DEPTH = 8
 
 
@@ -51,7 +43,7 @@ class RawFile:
 @dataclass(frozen=True)
 class Skipped:
     rel_path: str
-    # 'ignored_junk', 'ignored_attachment' (refuse=False);
+    # 'ignored_junk' (refuse=False);
     # 'unsafe_path', 'broken_link', 'unreadable', 'too_deep' (refuse=True).
     reason: str
     refuse: bool
@@ -174,9 +166,6 @@ def _visit(entry, rel_path, boundary, depth, seen, files, skipped) -> None:
         return
     if not stat.S_ISREG(st.st_mode):  # FIFO, device, socket
         skipped.append(Skipped(rel_path, "unsafe_path", True))
-        return
-    if os.path.splitext(entry.name)[1].lower() in _ATTACHMENT_SUFFIXES:
-        skipped.append(Skipped(rel_path, "ignored_attachment", False))
         return
     files.append(
         RawFile(

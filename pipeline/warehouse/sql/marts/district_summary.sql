@@ -13,8 +13,8 @@ figures as (
         district_code,
         count(*) as units,
         count(*) filter (where eligible and has_cell) as units_with_cell,
-        coalesce(sum(cell_members) filter (where eligible and has_cell), 0) as cell_members,
-        coalesce(sum(total_members), 0) as total_members,
+        coalesce(sum(cell_members) filter (where eligible and has_cell), 0)::bigint as cell_members,
+        coalesce(sum(total_members), 0)::bigint as total_members,
         count(*) filter (where eligible and has_cell and basis = 'HD28') as cells_hd28
     from core.unit_returns
     group by period, district_code

@@ -23,8 +23,8 @@ by_type as (
         count(*) as units,
         count(*) filter (where eligible) as units_eligible,
         count(*) filter (where eligible and has_cell) as units_with_cell,
-        coalesce(sum(cell_members) filter (where eligible and has_cell), 0) as cell_members,
-        coalesce(sum(total_members), 0) as total_members,
+        coalesce(sum(cell_members) filter (where eligible and has_cell), 0)::bigint as cell_members,
+        coalesce(sum(total_members), 0)::bigint as total_members,
         count(*) filter (where eligible and has_cell and basis = 'HD28') as cells_hd28,
         count(*) filter (where eligible and has_cell and basis = 'HD10') as cells_hd10,
         count(*) filter (where has_cell and not coalesce(eligible, false)) as cells_not_eligible
