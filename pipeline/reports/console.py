@@ -42,7 +42,7 @@ def render_outcome(outcome) -> str:
         f"Warehouse: {s.warehouse}",
         f"Reports:   {s.reports_dir}",
         f"Feedback:  {s.feedback_dir}",
-        f"Query it:  uv run pipeline sql \"select * from marts.province_summary\"",
+        "Query it:  uv run pipeline sql \"select * from marts.province_summary\"   (or .venv/bin/pipeline sql …)",
         f"Done in {outcome.seconds:.1f} s.",
     ]
     return "\n".join(lines)
