@@ -1,4 +1,7 @@
--- Grain: one row per period: the province totals and their change since the previous period.
+-- Grain: one row per period: the province totals and their change since the
+-- previous period in the warehouse. A change is only a like-for-like comparison
+-- when both periods are complete (`comparable`); otherwise it also moves with
+-- the districts that did or did not report.
 create or replace table marts.province_trend as
 with totals as (
     select * from marts.province_summary where unit_type = 'total'
@@ -13,12 +16,21 @@ final as (
         total_members,
         member_share_pct,
         cells_hd28,
+        cells_hd10,
         districts_reported,
         districts_expected,
         is_complete,
-        units_with_cell - lag(units_with_cell) over (order by period) as units_with_cell_change,
-        cell_members - lag(cell_members) over (order by period) as cell_members_change,
-        coverage_pct - lag(coverage_pct) over (order by period) as coverage_pct_change
+        lag(period) over w as previous_period,
+        coalesce(is_complete and lag(is_complete) over w, false) as comparable,
+        units_with_cell - lag(units_with_cell) over w as units_with_cell_change,
+        cell_members - lag(cell_members) over w as cell_members_change,
+        total_members - lag(total_members) over w as total_members_change,
+        cells_hd28 - lag(cells_hd28) over w as cells_hd28_change,
+        -- Percent-point differences of one-decimal figures, kept at one decimal
+        -- (51.8 - 44.1 is 7.7, not 7.699999999999996).
+        round(coverage_pct - lag(coverage_pct) over w, 1)::double as coverage_pct_change,
+        round(member_share_pct - lag(member_share_pct) over w, 1)::double as member_share_pct_change
     from totals
+    window w as (order by period)
 )
 select * from final order by period;
