@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 import zipfile
 from typing import Any
 
@@ -33,17 +34,57 @@ _CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.DOTALL)
 _REF = re.compile(rb'\br="([A-Z]+[0-9]+)"')
 
 
-def read_workbook(data: bytes, fmt: str, max_rows: int, max_cols: int) -> list[Sheet]:
-    """Read every worksheet into a grid; raise ReadError with a catalogue code."""
+# Whitespace between the structural elements of a pretty-printed ODS content.xml
+# (Gnumeric writes one element per line). calamine's ODS reader refuses it; text
+# inside a paragraph (<text:p>, <text:span>) is left alone, so cell text is kept.
+_ODS_LAYOUT_GAP = re.compile(rb">[ \t\r\n]+<(?=/?(?:table:|office:|text:p[\s>/]|text:h[\s>/]|text:list))")
+
+
+def _compact_ods(data: bytes) -> bytes | None:
+    """The same .ods with layout whitespace removed from content.xml, or None if there is none."""
     try:
-        workbook = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
+        with zipfile.ZipFile(io.BytesIO(data)) as src:
+            content = src.read("content.xml")
+            compact = _ODS_LAYOUT_GAP.sub(b"><", content)
+            if compact == content:
+                return None
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+                for info in src.infolist():
+                    body = compact if info.filename == "content.xml" else src.read(info)
+                    # ODF wants "mimetype" first and stored; keep every entry's own method.
+                    dst.writestr(info, body, compress_type=info.compress_type)
+            return out.getvalue()
+    except (zipfile.BadZipFile, KeyError, OSError):
+        return None
+
+
+def _open(data: bytes, fmt: str):
+    try:
+        return pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
     except pc.PasswordError as exc:
         raise ReadError("file_encrypted", str(exc)) from exc
-    except pc.XmlError as exc:
-        raise ReadError("file_corrupt", f"XML: {exc}") from exc
     except Exception as exc:  # calamine raises several unrelated types on bad input
-        raise ReadError("file_corrupt", f"{type(exc).__name__}: {exc}") from exc
+        compact = _compact_ods(data) if fmt == "ods" else None
+        if compact is not None:
+            return _open(compact, "")
+        code_detail = f"XML: {exc}" if isinstance(exc, pc.XmlError) else f"{type(exc).__name__}: {exc}"
+        raise ReadError("file_corrupt", code_detail) from exc
 
+
+def read_workbook(data: bytes, fmt: str, max_rows: int, max_cols: int) -> list[Sheet]:
+    """Read every worksheet into a grid; raise ReadError with a catalogue code."""
+    workbook = _open(data, fmt)
+    try:
+        return _read_sheets(workbook, data, fmt, max_rows, max_cols)
+    except ReadError as exc:
+        compact = _compact_ods(data) if fmt == "ods" and exc.code == "file_corrupt" else None
+        if compact is None:
+            raise
+        return _read_sheets(_open(compact, ""), compact, fmt, max_rows, max_cols)
+
+
+def _read_sheets(workbook, data: bytes, fmt: str, max_rows: int, max_cols: int) -> list[Sheet]:
     sheets: list[Sheet] = []
     for meta in workbook.sheets_metadata:
         if str(meta.typ) != "SheetTypeEnum.WorkSheet":
@@ -129,7 +170,10 @@ def xlsx_cell_fonts(data: bytes, sheet_name: str) -> dict[tuple[int, int], str] 
         return None
     import openpyxl  # deferred: only legacy-font workbooks pay for it
 
-    wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    with warnings.catch_warnings():
+        # Workbooks from other programs (Gnumeric) lack a default style; openpyxl says so and copes.
+        warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")
+        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     try:
         ws = wb[sheet_name]
         fonts: dict[tuple[int, int], str] = {}
