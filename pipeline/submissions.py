@@ -33,8 +33,9 @@ def decide(versions: list[FileVersion], outcomes: dict[str, Outcome]) -> dict[tu
     """Status of every (path, sha256) version of one period."""
     decisions: dict[tuple[str, str], Decision] = {}
     primary: dict[str, FileVersion] = {}
-    # The earliest-seen copy of some bytes stands for the submission.
-    for v in sorted(versions, key=lambda v: (v.first_seen_at, v.path)):
+    # The earliest-seen copy of some bytes stands for the submission; among copies
+    # first seen in one run, the oldest on disk (the others were copied from it).
+    for v in sorted(versions, key=lambda v: (v.first_seen_at, v.modified_at, v.path)):
         if v.ignored:
             decisions[(v.path, v.sha256)] = Decision("ignored", None, False)
         elif v.sha256 in primary:

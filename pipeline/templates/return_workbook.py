@@ -7,7 +7,7 @@ the seeded sample returns. Both share one layout so the reader has one reference
 The blank template's totals row holds SUM/COUNTIF formulas: a person fills the
 template in Excel or LibreOffice, which compute and save the values when the
 file is saved. A template filled by a program with openpyxl keeps formulas
-without saved values and is refused by the pipeline (``formula_no_value``);
+without saved values and is refused by the pipeline (``formula_without_value``);
 such programs should call ``write_return`` with ``rows`` instead, which writes
 the totals as plain values.
 """
@@ -439,8 +439,19 @@ def write_return(
     return path
 
 
-def _units_of(register: pd.DataFrame, district_code: str) -> pd.DataFrame:
-    sub = register[register["district_code"].astype(str) == str(district_code)]
+def _tables(register: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(units, districts) of a ``pipeline.register.Register`` or of one units table with district columns.
+
+    ``pipeline template`` passes the loaded Register; scripts often pass the units CSV as one frame.
+    """
+    if isinstance(register, pd.DataFrame):
+        return register, register
+    return register.units, register.districts
+
+
+def _units_of(register: Any, district_code: str) -> pd.DataFrame:
+    units, _ = _tables(register)
+    sub = units[units["district_code"].astype(str) == str(district_code)]
     return sub[["unit_code", "unit_name", "unit_type"]].reset_index(drop=True)
 
 
@@ -448,19 +459,22 @@ def template_file_name(short_name: str, period: str) -> str:
     return f"Mau_bao_cao_{period}_{ascii_name(short_name).replace(' ', '_')}.xlsx"
 
 
-def template_for_district(register: pd.DataFrame, district_code: str, period: str, out_dir: Path,
+def template_for_district(register: Any, district_code: str, period: str, out_dir: Path,
                           **kwargs: Any) -> Path:
-    """Write the blank, protected template for one district; extra kwargs go to ``write_return``."""
-    district = district_identity(register, district_code)
+    """Write the blank, protected template for one district; extra kwargs go to ``write_return``.
+
+    ``register``: a ``Register`` or a units table with district_code/district_name columns.
+    """
+    district = district_identity(_tables(register)[1], district_code)
     path = Path(out_dir) / template_file_name(district["short_name"], period)
     return write_return(path, district=district, period=period, units=_units_of(register, district_code),
                         blank_template=True, **kwargs)
 
 
-def templates_for_period(register: pd.DataFrame, period: str, out_dir: Path,
+def templates_for_period(register: Any, period: str, out_dir: Path,
                          district_code: str | None = None, **kwargs: Any) -> list[Path]:
     """Blank templates for every district of the register (or only ``district_code``)."""
-    codes = list(dict.fromkeys(register["district_code"].astype(str)))
+    codes = list(dict.fromkeys(_tables(register)[0]["district_code"].astype(str)))
     if district_code is not None:
         if str(district_code) not in codes:
             raise KeyError(f"district {district_code} not in register")

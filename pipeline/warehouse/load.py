@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.archive import FileVersion
-from pipeline.checks.catalogue import Issue
+from pipeline.checks.catalogue import Issue, make_issue
 from pipeline.checks.rules import check_return
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.model import ParsedReturn
@@ -49,12 +49,17 @@ def load_register(con: duckdb.DuckDBPyConnection, register: Register) -> None:
 
 
 def previous_rows(con: duckdb.DuckDBPyConnection, period: str) -> pd.DataFrame:
-    """Accepted unit rows of the latest period before ``period`` (for history checks)."""
+    """Per district, its accepted unit rows of its latest period before ``period`` (for history checks).
+
+    Per district, not province-wide: a district that missed the last period is
+    compared with the last return it did have accepted.
+    """
     return con.execute(
         """
         select period, district_code, unit_code, has_cell, total_members
         from core.unit_returns
-        where period = (select max(period) from core.unit_returns where period < $period)
+        where period < $period
+        qualify period = max(period) over (partition by district_code)
         """,
         {"period": period},
     ).df()
@@ -100,6 +105,7 @@ def load_period(
     """Check every version of a period, decide what is in effect, and replace the period's slice."""
     issues, outcomes = check_versions(period, versions, parsed, register, matcher, previous_rows(con, period))
     decisions = decide(versions, outcomes)
+    _note_kept_in_effect(versions, decisions, issues)
 
     files = pd.DataFrame(
         [
@@ -181,6 +187,21 @@ def load_period(
 
     counts = {s: sum(d.status == s for d in decisions.values()) for s in {d.status for d in decisions.values()}}
     return PeriodResult(period, decisions, issues, statuses, counts)
+
+
+def _note_kept_in_effect(
+    versions: list[FileVersion], decisions: dict[tuple[str, str], Decision], issues: dict[str, list[Issue]]
+) -> None:
+    """Tell a district whose new file was refused that its earlier accepted return still counts."""
+    by_key = {(v.path, v.sha256): v for v in versions}
+    in_effect = {d.district_code: by_key[key].file_name for key, d in decisions.items() if d.in_effect}
+    for (path, sha), d in decisions.items():
+        if d.status == "refused" and d.district_code in in_effect and sha in issues:
+            v = by_key[(path, sha)]
+            sheet = next((i.sheet for i in issues[sha] if i.sheet), None)
+            issues[sha].append(
+                make_issue("superseded_refused", sheet=sheet, file=v.file_name, in_effect=in_effect[d.district_code])
+            )
 
 
 def _staging_rows(period: str, parsed: dict[str, ParsedReturn], shas: set[str]) -> pd.DataFrame:
