@@ -1,20 +1,42 @@
 """Parse many archived versions: in parallel, each in isolation, cached by content hash.
 
 Each file is parsed in a worker process with a memory cap and a time limit, so
-a hostile file that slips past the guards costs one refusal, not the run.
+a hostile file that slips past the guards costs one refusal, not the run:
+
+- workers come from a fork server, not a fork of the pipeline process: the
+  pipeline holds DuckDB and Dagster threads whose locks a plain fork would copy
+  mid-use, and its address space (which RLIMIT_AS counts) varies with them;
+- a worker may grow by WORKER_HEADROOM_BYTES over what it had at start (never
+  past WORKER_MEMORY_BYTES), so two workers plus the pipeline stay well under
+  1 GB whatever a file does; Python raises MemoryError, native code aborts —
+  both end as a refusal;
+- when a worker dies (a native abort, the OOM killer), every unfinished job
+  is a suspect; suspects are re-run one at a time, so only the file that kills
+  a worker on its own is refused;
+- a job that runs past PARSE_TIMEOUT_SECONDS is refused and the pool's
+  processes are killed (a stuck native call cannot be interrupted otherwise);
+  the other unfinished jobs are re-run.
+
+Workers read the archived bytes themselves, so the pipeline process never
+holds more than one result at a time. Crash and time-out refusals are cached
+like any result, so a run and its re-run refuse the same files.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import multiprocessing
 import os
 import pickle
 import resource
 import tempfile
-from concurrent.futures import ProcessPoolExecutor, TimeoutError as FutureTimeout
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from pipeline.archive import Archive, FileVersion
 from pipeline.checks.catalogue import make_issue
@@ -23,10 +45,15 @@ from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.model import ParsedReturn
 from pipeline.ingest.parse import parse_return
 
+log = logging.getLogger(__name__)
+
 # Bump when parsing changes meaning, so cached results are not reused.
 PARSER_VERSION = "1"
-WORKER_MEMORY_BYTES = 768 * 1024 * 1024
+WORKER_MEMORY_BYTES = 768 * 1024 * 1024  # absolute ceiling of a worker's address space
+WORKER_HEADROOM_BYTES = 320 * 1024 * 1024  # what one file may add to a worker
 PARSE_TIMEOUT_SECONDS = 60
+
+ParseFn = Callable[[bytes, str, UnitMatcher, Limits], ParsedReturn]
 
 _worker_matcher: UnitMatcher | None = None
 
@@ -44,23 +71,44 @@ def cache_key(sha256: str, register_fingerprint: str) -> str:
     return hashlib.sha256(f"{PARSER_VERSION}:{register_fingerprint}:{sha256}".encode()).hexdigest()
 
 
+def _address_space_bytes() -> int | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def worker_memory_limit(current: int | None) -> int:
+    """The RLIMIT_AS for a worker whose address space is ``current`` bytes at start."""
+    if current is None:
+        return WORKER_MEMORY_BYTES
+    return min(WORKER_MEMORY_BYTES, current + WORKER_HEADROOM_BYTES)
+
+
 def _init_worker(matcher: UnitMatcher) -> None:
     global _worker_matcher
     _worker_matcher = matcher
+    limit = worker_memory_limit(_address_space_bytes())
     try:
-        resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_BYTES, WORKER_MEMORY_BYTES))
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ValueError, OSError):
         pass  # not permitted here: the pre-parse guards still bound the input
 
 
-def _parse_in_worker(data: bytes, file_name: str, limits: Limits) -> ParsedReturn:
+def _parse_in_worker(path: str, file_name: str, limits: Limits, parse_fn: ParseFn = parse_return) -> ParsedReturn:
     assert _worker_matcher is not None
     try:
-        return parse_return(data, file_name, _worker_matcher, limits)
+        data = Path(path).read_bytes()
+        return parse_fn(data, file_name, _worker_matcher, limits)
     except MemoryError:
         return _refused(file_name, "file_zip_bomb", "vượt giới hạn bộ nhớ khi đọc")
     except Exception as exc:  # one file's failure must never take the run down
-        return _refused(file_name, "file_corrupt", f"{type(exc).__name__}: {exc}")
+        log.warning("parsing %s failed: %s: %s", file_name, type(exc).__name__, exc)
+        return _refused(file_name, "file_corrupt", f"lỗi khi đọc nội dung tệp: {type(exc).__name__}")
 
 
 def _refused(file_name: str, code: str, detail: str = "") -> ParsedReturn:
@@ -83,15 +131,20 @@ class ParseCache:
         try:
             return pickle.loads(path.read_bytes())
         except Exception:
-            return None  # a damaged cache entry is simply recomputed
+            return None  # a damaged or torn entry (a crash mid-write) is simply recomputed
 
     def put(self, sha256: str, parsed: ParsedReturn) -> None:
+        # No fsync: an entry lost or torn by a crash fails to unpickle and is recomputed.
         path = self._path(sha256)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(parsed, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(parsed, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def jobs_for(versions: list[FileVersion]) -> list[ParseJob]:
@@ -111,8 +164,12 @@ def parse_all(
     matcher: UnitMatcher,
     limits: Limits,
     workers: int | None = None,
+    parse_fn: ParseFn = parse_return,
 ) -> tuple[dict[str, ParsedReturn], int]:
-    """Parse every job not already cached; returns results by sha256 and the number parsed."""
+    """Parse every job not already cached; returns results by sha256 and the number parsed.
+
+    ``parse_fn`` must be a module-level function (workers import it by name).
+    """
     results: dict[str, ParsedReturn] = {}
     todo: list[ParseJob] = []
     for job in jobs:
@@ -128,36 +185,113 @@ def parse_all(
     if not todo:
         return results, 0
 
-    workers = workers or min(len(todo), os.cpu_count() or 1)
+    def finish(job: ParseJob, parsed: ParsedReturn) -> None:
+        results[job.sha256] = parsed
+        cache.put(job.sha256, parsed)
+
     pending = list(todo)
+    isolate = False  # after a worker died: one job at a time, so the culprit is known
     while pending:
-        pending = _run_pool(pending, archive, cache, matcher, limits, workers, results)
+        n = 1 if isolate else (workers or min(len(pending), os.cpu_count() or 1))
+        pending, crashed = _run_pool(pending, archive, matcher, limits, n, parse_fn, finish)
+        isolate = isolate or crashed
     return results, len(todo)
 
 
-def _run_pool(jobs, archive, cache, matcher, limits, workers, results) -> list[ParseJob]:
-    """Run jobs in a pool; on a crash or time-out, refuse the culprit and return the rest to retry."""
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(matcher,)) as pool:
-        futures = [(job, pool.submit(_parse_in_worker, archive.read(job.archived_path), job.file_name, limits)) for job in jobs]
+_start_method: str | None = None  # the first that worked in this process
+
+
+def _ready() -> bool:
+    return True
+
+
+def _pool(workers: int, matcher: UnitMatcher) -> ProcessPoolExecutor:
+    """A started pool whose workers are known to come up.
+
+    A fork server re-imports the main script in each worker; a script without
+    an ``if __name__ == "__main__"`` guard kills every worker before it runs a
+    job, which must not be mistaken for files crashing it. So the pool is
+    probed first, and plain fork is the fallback.
+    """
+    global _start_method
+    for method in [_start_method] if _start_method else ["forkserver", "fork"]:
+        mp = multiprocessing.get_context(method)
+        if method == "forkserver":
+            # Imported once in the server, then shared by every worker it forks.
+            mp.set_forkserver_preload(["pipeline.ingest.parse"])
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp, initializer=_init_worker, initargs=(matcher,))
+        try:
+            # One probe per worker starts them all now, so a job's time limit
+            # is not spent on a worker's start-up.
+            for probe in [pool.submit(_ready) for _ in range(workers)]:
+                probe.result(timeout=120)
+        except Exception as exc:  # noqa: BLE001 - any failure here is the machinery's, not a file's
+            log.warning("parse workers (%s) did not start: %s", method, exc)
+            _kill(pool)
+            continue
+        _start_method = method
+        return pool
+    raise RuntimeError("parse worker processes could not be started")
+
+
+def _run_pool(jobs, archive, matcher, limits, workers, parse_fn, finish) -> tuple[list[ParseJob], bool]:
+    """Run jobs in one pool; returns (jobs to run again, whether a worker died).
+
+    Results are waited for in submission order. When job i is waited for,
+    every earlier job is finished, so job i holds a worker: its wait is at
+    least its running time, and a time-out names it for certain. A dead
+    worker names no one when several jobs run at once; then every unfinished
+    job goes back, to be re-run in isolation — unless only one was left.
+    """
+    pool = _pool(workers, matcher)
+    futures: list[tuple[ParseJob, Future]] = []
+    clean = False
+    try:
+        for job in jobs:
+            path = str(archive.root / job.archived_path)
+            futures.append((job, pool.submit(_parse_in_worker, path, job.file_name, limits, parse_fn)))
         for i, (job, future) in enumerate(futures):
             try:
-                parsed = future.result(timeout=PARSE_TIMEOUT_SECONDS)
+                finish(job, future.result(timeout=PARSE_TIMEOUT_SECONDS))
             except FutureTimeout:
-                parsed = _refused(job.file_name, "file_parse_timeout")
+                log.warning("parsing %s timed out after %s s", job.file_name, PARSE_TIMEOUT_SECONDS)
+                finish(job, _refused(job.file_name, "file_parse_timeout"))
                 _kill(pool)
-                results[job.sha256] = parsed
-                cache.put(job.sha256, parsed)
-                return [j for j, _ in futures[i + 1 :] if j.sha256 not in results]
+                return _harvest(futures[i + 1 :], finish), False
             except BrokenProcessPool:
-                parsed = _refused(job.file_name, "file_corrupt", "trình đọc bị dừng đột ngột")
-                results[job.sha256] = parsed
-                return [j for j, _ in futures[i + 1 :] if j.sha256 not in results]
-            results[job.sha256] = parsed
-            cache.put(job.sha256, parsed)
-    return []
+                unfinished = _harvest(futures[i:], finish)
+                if workers == 1 or len(unfinished) == 1:
+                    log.warning("parsing %s killed its worker", job.file_name)
+                    finish(job, _refused(job.file_name, "file_corrupt", "trình đọc bảng tính bị dừng đột ngột"))
+                    return [j for j in unfinished if j is not job], True
+                return unfinished, True
+        clean = True
+        return [], False
+    finally:
+        if clean:
+            pool.shutdown(wait=True)
+        else:
+            _kill(pool)
+
+
+def _harvest(futures: list[tuple[ParseJob, Future]], finish) -> list[ParseJob]:
+    """Keep the results that did arrive; return the jobs that must run again."""
+    again = []
+    for job, future in futures:
+        if future.done() and not future.cancelled() and future.exception() is None:
+            finish(job, future.result())
+        else:
+            again.append(job)
+    return again
 
 
 def _kill(pool: ProcessPoolExecutor) -> None:
-    for proc in list(getattr(pool, "_processes", {}).values()):
-        proc.kill()
-    pool.shutdown(wait=False, cancel_futures=True)
+    """Stop a pool now: kill its processes (a stuck native call ignores anything gentler)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in processes:
+        if proc.is_alive():
+            proc.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
+    deadline = time.monotonic() + 5
+    for proc in processes:
+        proc.join(max(0.0, deadline - time.monotonic()))
