@@ -30,6 +30,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 RETURNS = FIXTURES / "returns"
 EXPECTED: dict[str, dict] = json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))
 
+# Variations the reader does not yet get right, with the reason (owned by pipeline/ingest/text.py).
+KNOWN_FAILURES = {
+    "tcvn3_template_unicode_data": (
+        "text.py: in a workbook whose template text is TCVN3 (.VnTime), short Unicode cells typed in "
+        "Times New Roman ('Xã', 'có', 'không') follow the workbook's TCVN3 majority ('Xó', 'khụng'); "
+        "the cell's non-legacy font is not taken as evidence of Unicode"
+    ),
+}
+
 
 @pytest.fixture(scope="module")
 def register():
@@ -79,7 +88,13 @@ def test_corpus_covers_every_variation_and_format():
     assert {p.name for p in RETURNS.iterdir()} == set(EXPECTED)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+def _params():
+    for name in sorted(EXPECTED):
+        reason = KNOWN_FAILURES.get(EXPECTED[name]["variation"])
+        yield pytest.param(name, marks=pytest.mark.xfail(reason=reason, strict=True)) if reason else name
+
+
+@pytest.mark.parametrize("name", list(_params()))
 def test_variant_is_read_right(name, register, matcher):
     meta = EXPECTED[name]
     v = VARIATIONS_BY_NAME[meta["variation"]]
@@ -138,7 +153,7 @@ def test_two_periods_mixed_variations_end_to_end(tmp_path, register):
         covered: dict[str, Path] = {}
         # Committed corpus files of this period: .xls/.ods/.xlsm and LibreOffice .xlsx among them.
         for n, (name, meta) in enumerate(sorted(EXPECTED.items())):
-            if meta["period"] != period:
+            if meta["period"] != period or meta["variation"] in KNOWN_FAILURES:
                 continue
             dest = folder / name.split("_", 1)[1]
             shutil.copyfile(RETURNS / name, dest)
@@ -146,8 +161,9 @@ def test_two_periods_mixed_variations_end_to_end(tmp_path, register):
             covered[meta["district_code"]] = dest
             units.update(meta["units"])
         # The other districts, written now in variations taken in turn.
+        usable = [v for v in VARIATIONS if v.name not in KNOWN_FAILURES]
         for k, d in enumerate(x for x in districts if x not in covered):
-            v = VARIATIONS[(k * 5 + p_i) % len(VARIATIONS)]
+            v = usable[(k * 5 + p_i) % len(usable)]
             sub = rows[rows["district_code"] == d]
             path = write_variant(folder / f"BC {d} {v.name}.xlsx", sub, district_identity(reg_frame, d), period, v)
             _stamp(path, sent + dt.timedelta(hours=1, minutes=k))
@@ -158,7 +174,7 @@ def test_two_periods_mixed_variations_end_to_end(tmp_path, register):
         corrected = build_rows(reg_frame, period, seed + 1)
         corrected = corrected[corrected["district_code"] == fixed]
         assert expected_units(corrected) != {c: units[c] for c in expected_units(corrected)}
-        v = VARIATIONS[(p_i * 7 + 3) % len(VARIATIONS)]
+        v = usable[(p_i * 7 + 3) % len(usable)]
         path = write_variant(folder / f"sua lan 2 {fixed}.xlsx", corrected, district_identity(reg_frame, fixed), period, v)
         _stamp(path, sent + dt.timedelta(days=2))
         units.update(expected_units(corrected))
@@ -199,3 +215,13 @@ def test_two_periods_mixed_variations_end_to_end(tmp_path, register):
             )
     finally:
         con.close()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "text.py: an NBSP right after a capital Ã in Unicode text ('XÃ\\u00a0IA KA') is read as the "
+    "UTF-8-as-cp1252 form of 'à' and the name becomes 'XàIA KA'"
+))
+def test_nbsp_after_capital_a_tilde_is_not_mojibake():
+    from pipeline.ingest.text import decode_cells
+
+    assert decode_cells(["XÃ\u00a0IA KA", "HUYỆN ỦY IA PA"])[0].replace("\u00a0", " ") == "XÃ IA KA"
