@@ -1,0 +1,502 @@
+"""Measure the pipeline against the parse floor and a naive script, on the same generated returns.
+
+    uv run python -m benchmarks.run [--out /tmp/cbcq-bench] [--periods 72] [--skip-national]
+    uv run python -m benchmarks.run profile [--files 200]      # cProfile of where pipeline time goes
+
+Every measurement runs as a child process timed from outside (wall clock,
+interpreter start and imports included), so the three contenders pay the same
+start-up costs and their memory is measured the same way:
+
+- parse floor: python-calamine reads every cell of every file, nothing else, one process;
+- naive script: ``pandas.read_excel(path, sheet_name=None)`` (openpyxl) per file,
+  one concat, one DuckDB table, no checks;
+- the pipeline: ``pipeline run`` with PIPELINE_* pointing at a fresh warehouse folder.
+
+Marginal cost per return is (T(2N) - T(N)) / (files(2N) - files(N)), which
+cancels every fixed cost; the pipeline's fixed cost is extrapolated from one- and
+two-period runs. Peak memory is both the largest single process
+(``/usr/bin/time -v``) and the largest sum of VmRSS over the process tree,
+sampled every 50 ms. Results go to the console and to benchmarks/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime as dt
+import importlib.metadata as md
+import io
+import os
+import platform
+import pstats
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.generate import DEFAULT_OUT, GIA_LAI_REGISTER, make_national, make_province
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results.md"
+TIME_BIN = Path("/usr/bin/time")
+SAMPLE_SECONDS = 0.05
+MB = 1024 * 1024
+
+
+# --- the contenders run as child processes -----------------------------------------------------
+
+def _files(raw: Path) -> list[Path]:
+    return sorted(p for p in raw.glob("*/*") if p.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods"))
+
+
+def floor_main(raw: Path) -> int:
+    """Parse floor: every cell of every sheet of every file through calamine, nothing kept."""
+    from python_calamine import CalamineWorkbook
+
+    files = _files(raw)
+    started = time.perf_counter()
+    cells = 0
+    for path in files:
+        wb = CalamineWorkbook.from_path(str(path))
+        for name in wb.sheet_names:
+            for row in wb.get_sheet_by_name(name).to_python(skip_empty_area=False):
+                cells += len(row)
+    print(f"inner_seconds={time.perf_counter() - started:.4f} files={len(files)} cells={cells}")
+    return 0
+
+
+def naive_main(raw: Path, db: Path) -> int:
+    """The script a person would write first: read every sheet with pandas, concat, load DuckDB."""
+    import duckdb
+    import pandas as pd
+
+    files = _files(raw)
+    started = time.perf_counter()
+    frames = []
+    for path in files:
+        for sheet, df in pd.read_excel(path, sheet_name=None).items():
+            df = df.astype(str)  # mixed columns (title block + figures): DuckDB needs one type per column
+            df.columns = [f"c{i}" for i in range(df.shape[1])]
+            df.insert(0, "sheet", sheet)
+            df.insert(0, "file", str(path.relative_to(raw)))
+            frames.append(df)
+    data = pd.concat(frames, ignore_index=True)
+    con = duckdb.connect(str(db))
+    con.execute("create or replace table returns as select * from data")
+    rows = con.execute("select count(*) from returns").fetchone()[0]
+    con.close()
+    print(f"inner_seconds={time.perf_counter() - started:.4f} files={len(files)} rows={rows}")
+    return 0
+
+
+# --- measuring a child process -----------------------------------------------------------------
+
+def _tree_rss(root: int) -> int:
+    """Sum of VmRSS (bytes) over ``root`` and all its descendants."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # comm may hold spaces and parentheses: the fields after the last ')' are fixed.
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        parent[int(entry)] = int(fields[1])
+    tree, frontier = {root}, [root]
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parent.items():
+        children.setdefault(ppid, []).append(pid)
+    while frontier:
+        for child in children.get(frontier.pop(), []):
+            if child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    total = 0
+    for pid in tree:
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            continue
+    return total
+
+
+@dataclass
+class Measure:
+    label: str
+    files: int
+    seconds: float
+    rc: int
+    max_process_bytes: int | None = None  # /usr/bin/time -v "Maximum resident set size"
+    tree_peak_bytes: int = 0
+    inner_seconds: float | None = None
+    output: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ms_per_file(self) -> float:
+        return 1000 * self.seconds / self.files if self.files else float("nan")
+
+
+def measure(label: str, cmd: list[str], files: int, env: dict | None = None, log: Path | None = None) -> Measure:
+    with tempfile.NamedTemporaryFile(suffix=".time", delete=False) as tf:
+        time_file = Path(tf.name)
+    full = ([str(TIME_BIN), "-v", "-o", str(time_file)] if TIME_BIN.exists() else []) + cmd
+    peak = 0
+    started = time.perf_counter()
+    proc = subprocess.Popen(full, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=HERE.parent)
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            stop.wait(SAMPLE_SECONDS)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = proc.communicate()
+    seconds = time.perf_counter() - started
+    stop.set()
+    sampler.join()
+    max_rss = None
+    if time_file.exists():
+        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", time_file.read_text())
+        max_rss = int(m.group(1)) * 1024 if m else None
+        time_file.unlink()
+    inner = re.search(r"inner_seconds=([\d.]+)", out)
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(out)
+    result = Measure(label, files, seconds, proc.returncode, max_rss, peak, float(inner.group(1)) if inner else None, out)
+    status = "" if proc.returncode == 0 else f"  EXIT {proc.returncode}"
+    print(f"  {label:<44} {files:>6} files {seconds:8.2f} s  {result.ms_per_file:8.1f} ms/file  "
+          f"max proc {_mb(max_rss)}  tree {_mb(peak)}{status}", flush=True)
+    if proc.returncode != 0:
+        print("    " + "\n    ".join(out.strip().splitlines()[-15:]), flush=True)
+    return result
+
+
+def _mb(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / MB:,.0f} MB"
+
+
+# --- scenarios ----------------------------------------------------------------------------------
+
+def link_periods(source: Path, dest: Path, periods: list[str]) -> int:
+    """A raw folder with the chosen periods, hard-linked (symlinks are refused by the pipeline by design)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    n = 0
+    for period in periods:
+        (dest / period).mkdir(parents=True)
+        for f in (source / period).iterdir():
+            if f.name.startswith("."):
+                continue
+            os.link(f, dest / period / f.name)
+            n += 1
+    return n
+
+
+def pipeline_cmd() -> list[str]:
+    return [sys.executable, "-m", "pipeline.cli", "run", "--quiet"]
+
+
+def pipeline_env(work: Path, raw: Path, register: Path) -> dict:
+    return {
+        "PIPELINE_RAW_DIR": str(raw),
+        "PIPELINE_WAREHOUSE": str(work / "wh" / "warehouse.duckdb"),
+        "PIPELINE_REGISTER": str(register),
+        "DAGSTER_HOME": str(work / "dagster_home"),
+    }
+
+
+def fresh(work: Path) -> Path:
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    return work
+
+
+def change_one_cell(path: Path) -> None:
+    """Add one member to the first unit (and to the totals row, so the return stays consistent).
+
+    Saved to a new inode: the raw folders are hard links into the generated data set.
+    """
+    from openpyxl import load_workbook
+
+    from pipeline.templates.return_workbook import DATA_SHEET, FIRST_UNIT_ROW
+
+    wb = load_workbook(path)
+    ws = wb[DATA_SHEET]
+    ws[f"E{FIRST_UNIT_ROW}"].value = int(ws[f"E{FIRST_UNIT_ROW}"].value or 0) + 1
+    for row in range(FIRST_UNIT_ROW, ws.max_row + 1):
+        if ws[f"C{row}"].value == "Tổng cộng":
+            ws[f"E{row}"].value = int(ws[f"E{row}"].value or 0) + 1
+            break
+    tmp = path.with_name(".bench-" + path.name)
+    wb.save(tmp)
+    os.replace(tmp, path)
+    os.utime(path)
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        m = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        cpu = m.group(1).strip() if m else cpu
+        mem_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        ram = f"{mem_kb / 1024 / 1024:.1f} GiB"
+    except OSError:
+        ram = "unknown"
+
+    def ver(name: str) -> str:
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:
+            return "n/a"
+
+    return {
+        "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "cores (nproc)": str(os.cpu_count()),
+        "CPU": cpu,
+        "RAM": ram,
+        "python": platform.python_version(),
+        "duckdb": ver("duckdb"),
+        "python-calamine": ver("python-calamine"),
+        "pandas": ver("pandas"),
+        "openpyxl": ver("openpyxl"),
+        "dagster": ver("dagster"),
+        "LibreOffice (PDF reports)": "yes" if shutil.which("soffice") else "no",
+        # Other work on the machine skews every timing: say how busy it was.
+        "load average at the end (1/5/15 min)": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
+    }
+
+
+def run_all(out: Path, periods: int, national: bool) -> str:
+    if periods < 4 or periods % 2:
+        raise SystemExit("--periods must be an even number >= 4 (marginal cost compares N and 2N periods)")
+    workers = os.cpu_count() or 1
+    print(f"Generating (or reusing) data… (load average {os.getloadavg()[0]:.1f} on {workers} cores)", flush=True)
+    source = make_province(out, periods, workers)
+    all_periods = sorted(p.name for p in source.iterdir() if p.is_dir())[:periods]
+    half = periods // 2
+    work = out / "work"
+    logs = out / "logs"
+    py = sys.executable
+    m: dict[str, Measure] = {}
+
+    raw_full = work / "raw_full"
+    raw_half = work / "raw_half"
+    n_full = link_periods(source, raw_full, all_periods)
+    n_half = link_periods(source, raw_half, all_periods[:half])
+    n_1 = link_periods(source, work / "raw_1", all_periods[:1])
+    n_2 = link_periods(source, work / "raw_2", all_periods[:2])
+
+    print(f"\nProvince: {n_full} returns over {periods} periods (half: {n_half}); {workers} cores", flush=True)
+    m["floor_full"] = measure("parse floor (calamine, 1 process)", [py, "-m", "benchmarks.run", "_floor", str(raw_full)], n_full)
+    m["floor_half"] = measure("parse floor, half", [py, "-m", "benchmarks.run", "_floor", str(raw_half)], n_half)
+    for key, raw, n in (("naive_half", raw_half, n_half), ("naive_full", raw_full, n_full)):
+        db = fresh(work / key) / "naive.duckdb"
+        m[key] = measure(f"naive script ({'half' if key == 'naive_half' else 'full'})",
+                         [py, "-m", "benchmarks.run", "_naive", str(raw), str(db)], n, log=logs / f"{key}.log")
+
+    for key, raw, n in (("pipe_1", work / "raw_1", n_1), ("pipe_2", work / "raw_2", n_2),
+                        ("pipe_half", raw_half, n_half), ("pipe_full", raw_full, n_full)):
+        w = fresh(work / key)
+        m[key] = measure(f"pipeline run from empty ({raw.name})", pipeline_cmd(), n,
+                         env=pipeline_env(w, raw, GIA_LAI_REGISTER), log=logs / f"{key}.log")
+    env_full = pipeline_env(work / "pipe_full", raw_full, GIA_LAI_REGISTER)
+    m["pipe_noop"] = measure("pipeline rerun, nothing changed", pipeline_cmd(), n_full, env=env_full, log=logs / "pipe_noop.log")
+    changed = sorted((raw_full / all_periods[-1]).iterdir())[0]
+    change_one_cell(changed)
+    m["pipe_change"] = measure("pipeline rerun after one file changed", pipeline_cmd(), n_full, env=env_full,
+                               log=logs / "pipe_change.log")
+    m["pipe_change"].extra["changed"] = f"{all_periods[-1]}/{changed.name}"
+
+    if national:
+        register, nraw = make_national(out, workers)
+        n_nat = len(_files(nraw))
+        print(f"\nNational: {n_nat} returns, register {register}", flush=True)
+        m["floor_nat"] = measure("parse floor (national)", [py, "-m", "benchmarks.run", "_floor", str(nraw)], n_nat)
+        db = fresh(work / "naive_nat") / "naive.duckdb"
+        m["naive_nat"] = measure("naive script (national)", [py, "-m", "benchmarks.run", "_naive", str(nraw), str(db)],
+                                 n_nat, log=logs / "naive_nat.log")
+        w = fresh(work / "pipe_nat")
+        m["pipe_nat"] = measure("pipeline run from empty (national)", pipeline_cmd(), n_nat,
+                                env=pipeline_env(w, nraw, register), log=logs / "pipe_nat.log")
+
+    report = render(m, n_half, n_full, periods, national)
+    RESULTS.write_text(report, encoding="utf-8")
+    print("\n" + report)
+    print(f"Written to {RESULTS}; run logs in {logs}")
+    return report
+
+
+# --- report ------------------------------------------------------------------------------------
+
+def _marginal(m: dict[str, Measure], half: str, full: str) -> float:
+    a, b = m[half], m[full]
+    return 1000 * (b.seconds - a.seconds) / (b.files - a.files)
+
+
+def render(m: dict[str, Measure], n_half: int, n_full: int, periods: int, national: bool) -> str:
+    info = machine()
+    lines = ["# Benchmark results", "", "Generated by `uv run python -m benchmarks.run` (`make bench`); see benchmarks/README.md.", ""]
+    lines += ["| machine | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in info.items()] + [""]
+
+    lines += ["## Runs", "",
+              "Wall time of the whole child process (start-up and imports included). "
+              "Memory: largest single process (`/usr/bin/time -v`) and largest sum of RSS over the process tree "
+              "(sampled every 50 ms).", "",
+              "| run | files | wall s | ms/file | max process MB | tree peak MB | exit |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in m.values():
+        lines.append(f"| {r.label} | {r.files} | {r.seconds:.2f} | {r.ms_per_file:.1f} | "
+                     f"{'n/a' if r.max_process_bytes is None else f'{r.max_process_bytes / MB:.0f}'} | "
+                     f"{r.tree_peak_bytes / MB:.0f} | {r.rc} |")
+    lines.append("")
+
+    floor_inner = m["floor_full"].inner_seconds or m["floor_full"].seconds
+    floor_ms = 1000 * floor_inner / m["floor_full"].files
+    floor_marg = _marginal(m, "floor_half", "floor_full")
+    naive_marg = _marginal(m, "naive_half", "naive_full")
+    pipe_marg = _marginal(m, "pipe_half", "pipe_full")
+    fixed = 2 * m["pipe_1"].seconds - m["pipe_2"].seconds
+    ok_runs = all(r.rc == 0 for k, r in m.items() if k.startswith("pipe"))
+    cores = os.cpu_count() or 1
+    lines += ["## Derived", "",
+              f"Marginal cost per return = (T({periods} periods) − T({periods // 2} periods)) / ({n_full} − {n_half}) files.", "",
+              "| quantity | value |", "|---|---:|",
+              f"| parse floor per file (calamine, inside the loop, 1 process) | {floor_ms:.1f} ms |",
+              f"| parse floor marginal per file (whole process) | {floor_marg:.1f} ms |",
+              f"| parse floor per file spread over {cores} cores (ideal) | {floor_ms / cores:.1f} ms |",
+              f"| naive marginal per file | {naive_marg:.1f} ms |",
+              f"| pipeline marginal per file | {pipe_marg:.1f} ms |",
+              f"| pipeline fixed cost (2·T(1 period) − T(2 periods)) | {fixed:.1f} s |",
+              f"| pipeline T(1 period) / T(2 periods) | {m['pipe_1'].seconds:.1f} s / {m['pipe_2'].seconds:.1f} s |",
+              f"| pipeline marginal ÷ naive marginal | {pipe_marg / naive_marg:.2f}× |",
+              f"| pipeline marginal ÷ parse floor per file | {pipe_marg / floor_ms:.1f}× |",
+              f"| whole run ({n_full} files): naive ÷ pipeline (speed-up) | {m['naive_full'].seconds / m['pipe_full'].seconds:.2f}× |",
+              f"| rerun after one change ÷ full run | {m['pipe_change'].seconds / m['pipe_full'].seconds:.1%} |",
+              f"| rerun with nothing changed ÷ full run | {m['pipe_noop'].seconds / m['pipe_full'].seconds:.1%} |",
+              ""]
+
+    targets = [
+        ("marginal cost per return ≥5× lower than naive", naive_marg / pipe_marg >= 5 if pipe_marg > 0 else True,
+         f"{naive_marg / pipe_marg:.2f}× lower" if pipe_marg > 0 else "≤ 0"),
+        ("marginal cost per return within 3× of the parse floor", pipe_marg <= 3 * floor_ms, f"{pipe_marg / floor_ms:.1f}×"),
+        (f"whole {n_full}-file run ≥1.5× faster than naive", m["naive_full"].seconds >= 1.5 * m["pipe_full"].seconds,
+         f"{m['naive_full'].seconds / m['pipe_full'].seconds:.2f}×"),
+        ("rerun after one change a small fraction (≤10%) of the full run",
+         m["pipe_change"].seconds <= 0.10 * m["pipe_full"].seconds, f"{m['pipe_change'].seconds / m['pipe_full'].seconds:.1%}"),
+    ]
+    if national:
+        nat = m["pipe_nat"]
+        peak = max(nat.tree_peak_bytes, nat.max_process_bytes or 0)
+        targets.append(("peak memory ≤ 1 GB at national scale (process tree)", peak <= 1024 * MB, f"{peak / MB:.0f} MB"))
+        targets.append(("national run completed", nat.rc == 0, f"exit {nat.rc}, {nat.seconds:.1f} s, {nat.files} files"))
+    targets.append(("every pipeline run exited 0", ok_runs, ", ".join(f"{k}={r.rc}" for k, r in m.items() if k.startswith("pipe"))))
+    lines += ["## Targets", "", "| target | result | measured |", "|---|---|---|"]
+    lines += [f"| {name} | {'PASS' if ok else 'FAIL'} | {value} |" for name, ok, value in targets]
+    if "changed" in m["pipe_change"].extra:
+        lines += ["", f"Changed file for the rerun: `{m['pipe_change'].extra['changed']}` (E of the first unit and of the totals row, +1)."]
+    lines.append("")
+    return "\n".join(lines)
+
+
+# --- profile -----------------------------------------------------------------------------------
+
+def profile_main(out: Path, files: int, top: int) -> int:
+    """cProfile of the pipeline over ~``files`` returns: parsing serially, then the whole in-process run.
+
+    The pipeline parses in worker processes that cProfile cannot see, so parsing is
+    profiled on its own, file by file in this process; the second profile is the
+    whole ``run_pipeline`` (Dagster, ingest, warehouse, reports) in this process.
+    """
+    from pipeline.config import Settings
+    from pipeline.ingest.guards import Limits
+    from pipeline.ingest.match import UnitMatcher
+    from pipeline.ingest.parse import parse_return
+    from pipeline.register import load_register
+
+    source = out / "province" / "raw"
+    if not source.is_dir():  # reuse whatever the full benchmark generated; otherwise a small set
+        source = make_province(out, max(2, -(-files // 17)), os.cpu_count() or 1)
+    all_periods = sorted(p.name for p in source.iterdir() if p.is_dir())
+    per_period = max(1, len(list((source / all_periods[0]).glob("*.xlsx"))))
+    chosen = all_periods[: max(1, -(-files // per_period))]
+    work = fresh(out / "work" / "profile")
+    raw = work / "raw"
+    n = link_periods(source, raw, chosen)
+    register = load_register(GIA_LAI_REGISTER)
+    matcher = UnitMatcher(register)
+    paths = _files(raw)
+
+    def show(prof: cProfile.Profile, title: str) -> None:
+        for key in ("cumulative", "tottime"):
+            buf = io.StringIO()
+            pstats.Stats(prof, stream=buf).strip_dirs().sort_stats(key).print_stats(top)
+            print(f"\n===== {title}: top {top} by {key} =====")
+            print(buf.getvalue().split("\n", 4)[-1] if "ncalls" in buf.getvalue() else buf.getvalue())
+
+    prof = cProfile.Profile()
+    started = time.perf_counter()
+    prof.enable()
+    for p in paths:
+        parse_return(p.read_bytes(), p.name, matcher, Limits())
+    prof.disable()
+    serial = time.perf_counter() - started
+    print(f"parse_return serially over {len(paths)} files: {serial:.2f} s ({1000 * serial / len(paths):.1f} ms/file, profiler on)")
+    show(prof, "parse_return per file")
+
+    os.environ["DAGSTER_HOME"] = str(work / "dagster_home")
+    from pipeline.runner import run_pipeline
+
+    settings = Settings(raw_dir=raw, warehouse=work / "wh" / "warehouse.duckdb", register=GIA_LAI_REGISTER,
+                        aliases=GIA_LAI_REGISTER.parent / "aliases.csv")
+    prof = cProfile.Profile()
+    started = time.perf_counter()
+    prof.enable()
+    outcome = run_pipeline(settings, quiet=True)
+    prof.disable()
+    total = time.perf_counter() - started
+    print(f"\nrun_pipeline in-process over {n} files / {len(chosen)} periods: {total:.2f} s, success={outcome.success}")
+    show(prof, "run_pipeline (main process only; parsing happens in workers)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_floor"]:
+        return floor_main(Path(argv[1]))
+    if argv[:1] == ["_naive"]:
+        return naive_main(Path(argv[1]), Path(argv[2]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", nargs="?", choices=("all", "profile"), default="all")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="generated data and run folders")
+    parser.add_argument("--periods", type=int, default=72, help="province periods of the full run (half is run too)")
+    parser.add_argument("--skip-national", action="store_true")
+    parser.add_argument("--files", type=int, default=200, help="profile: about this many returns")
+    parser.add_argument("--top", type=int, default=30, help="profile: functions to list")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.mode == "profile":
+        return profile_main(args.out, args.files, args.top)
+    run_all(args.out, args.periods, not args.skip_national)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
