@@ -177,6 +177,9 @@ def interactive(warehouse: Path, stdin: TextIO | None = None) -> int:
         except duckdb.Error as exc:
             failed = True
             print(explain_error(exc), file=sys.stderr if not tty else sys.stdout)
+        # A program driving the prompt through a pipe waits for each answer.
+        sys.stdout.flush()
+        sys.stderr.flush()
 
     try:
         while True:
