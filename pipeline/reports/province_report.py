@@ -219,7 +219,8 @@ def _bar_chart(ws: Worksheet, row: int, caption: str, values: Reference, categor
     chart.legend = None
     chart.width, chart.height = 16, height_cm
     chart.y_axis.scaling.min = 0
-    chart.y_axis.scaling.max = 100
+    # Headroom above 100 so the label of a full bar ("100,0") is not cut by the plot edge.
+    chart.y_axis.scaling.max = 110
     chart.y_axis.majorUnit = 20
     chart.y_axis.number_format = "0"
     # openpyxl 3.1 hides axes unless told otherwise.
