@@ -38,50 +38,44 @@ _REF = re.compile(rb'\br="([A-Z]+[0-9]+)"')
 # (Gnumeric writes one element per line). calamine's ODS reader refuses it; text
 # inside a paragraph (<text:p>, <text:span>) is left alone, so cell text is kept.
 _ODS_LAYOUT_GAP = re.compile(rb">[ \t\r\n]+<(?=/?(?:table:|office:|text:p[\s>/]|text:h[\s>/]|text:list))")
+# Line breaks and tabs inside a cell (Gnumeric writes <text:line-break/>, LibreOffice
+# a new paragraph); calamine drops the element, gluing "Tên đơn vị" to "hành chính".
+_ODS_BREAKS = ((re.compile(rb"<text:line-break\s*/>"), b"\n"), (re.compile(rb"<text:tab\s*/>"), b"\t"))
 
 
-def _compact_ods(data: bytes) -> bytes | None:
-    """The same .ods with layout whitespace removed from content.xml, or None if there is none."""
+def _normalise_ods(data: bytes) -> bytes:
+    """The .ods with content.xml rewritten into the form calamine reads fully (unchanged if already so)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as src:
             content = src.read("content.xml")
-            compact = _ODS_LAYOUT_GAP.sub(b"><", content)
-            if compact == content:
-                return None
+            fixed = _ODS_LAYOUT_GAP.sub(b"><", content)
+            for pattern, text in _ODS_BREAKS:
+                fixed = pattern.sub(text, fixed)
+            if fixed == content:
+                return data
             out = io.BytesIO()
             with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
                 for info in src.infolist():
-                    body = compact if info.filename == "content.xml" else src.read(info)
+                    body = fixed if info.filename == "content.xml" else src.read(info)
                     # ODF wants "mimetype" first and stored; keep every entry's own method.
                     dst.writestr(info, body, compress_type=info.compress_type)
             return out.getvalue()
-    except (zipfile.BadZipFile, KeyError, OSError):
-        return None
-
-
-def _open(data: bytes, fmt: str):
-    try:
-        return pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
-    except pc.PasswordError as exc:
-        raise ReadError("file_encrypted", str(exc)) from exc
-    except Exception as exc:  # calamine raises several unrelated types on bad input
-        compact = _compact_ods(data) if fmt == "ods" else None
-        if compact is not None:
-            return _open(compact, "")
-        code_detail = f"XML: {exc}" if isinstance(exc, pc.XmlError) else f"{type(exc).__name__}: {exc}"
-        raise ReadError("file_corrupt", code_detail) from exc
+    except (zipfile.BadZipFile, KeyError, OSError, RuntimeError):
+        return data  # calamine will say what is wrong with it
 
 
 def read_workbook(data: bytes, fmt: str, max_rows: int, max_cols: int) -> list[Sheet]:
     """Read every worksheet into a grid; raise ReadError with a catalogue code."""
-    workbook = _open(data, fmt)
+    source = _normalise_ods(data) if fmt == "ods" else data
     try:
-        return _read_sheets(workbook, data, fmt, max_rows, max_cols)
-    except ReadError as exc:
-        compact = _compact_ods(data) if fmt == "ods" and exc.code == "file_corrupt" else None
-        if compact is None:
-            raise
-        return _read_sheets(_open(compact, ""), compact, fmt, max_rows, max_cols)
+        workbook = pc.CalamineWorkbook.from_filelike(io.BytesIO(source))
+    except pc.PasswordError as exc:
+        raise ReadError("file_encrypted", str(exc)) from exc
+    except pc.XmlError as exc:
+        raise ReadError("file_corrupt", f"XML: {exc}") from exc
+    except Exception as exc:  # calamine raises several unrelated types on bad input
+        raise ReadError("file_corrupt", f"{type(exc).__name__}: {exc}") from exc
+    return _read_sheets(workbook, data, fmt, max_rows, max_cols)
 
 
 def _read_sheets(workbook, data: bytes, fmt: str, max_rows: int, max_cols: int) -> list[Sheet]:
