@@ -9,14 +9,22 @@ accepted return replaces it. Layout, beside the warehouse:
 
 Writes go to a temporary name and are renamed into place, so a run killed at
 any moment leaves either the old or the new manifest, never half of one.
+Objects are made durable (data and directory entry fsynced) before the
+manifest that names them is written, so even a power cut never leaves a
+manifest pointing at bytes that are not there. Manifest updates are
+read-merge-write under a lock, so two runs at once (CLI and a sensor) cannot
+drop each other's versions.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -42,18 +50,33 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes | None = None, source: Path | None = None) -> None:
+    """Write ``data`` (or a copy of the file ``source``) to ``path`` so that it is there whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if source is not None:
+                with open(source, "rb") as src:
+                    shutil.copyfileobj(src, fh, 1 << 20)
+            else:
+                fh.write(data or b"")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
 
 
 class Archive:
@@ -70,6 +93,14 @@ class Archive:
         target = self.root / rel
         if not target.exists():
             _atomic_write(target, data)
+        return rel
+
+    def store_file(self, source: Path, sha256: str, suffix: str) -> str:
+        """Like store, streaming from a file already hashed (too large to hold in memory)."""
+        rel = self.object_path(sha256, suffix)
+        target = self.root / rel
+        if not target.exists():
+            _atomic_write(target, source=source)
         return rel
 
     def read(self, archived_path: str) -> bytes:
@@ -94,17 +125,26 @@ class Archive:
         A version is identified by (path, sha256); seeing it again keeps its
         first_seen_at, so re-running is a no-op.
         """
-        known = {(v.path, v.sha256): v for v in self.versions(period)}
-        added = False
-        for v in seen:
-            if (v.path, v.sha256) not in known:
-                known[(v.path, v.sha256)] = v
-                added = True
-        merged = sorted(known.values(), key=lambda v: (v.path, v.first_seen_at, v.sha256))
-        if added:
-            payload = json.dumps([asdict(v) for v in merged], ensure_ascii=False, indent=1)
-            _atomic_write(self._manifest_path(period), payload.encode("utf-8"))
+        with self._locked():
+            known = {(v.path, v.sha256): v for v in self.versions(period)}
+            added = False
+            for v in seen:
+                if (v.path, v.sha256) not in known:
+                    known[(v.path, v.sha256)] = v
+                    added = True
+            merged = sorted(known.values(), key=lambda v: (v.path, v.first_seen_at, v.sha256))
+            if added:
+                payload = json.dumps([asdict(v) for v in merged], ensure_ascii=False, indent=1)
+                _atomic_write(self._manifest_path(period), payload.encode("utf-8"))
         return merged
+
+    @contextmanager
+    def _locked(self):
+        folder = self.root / "manifests"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
 
 def utc_iso(ts: float | datetime) -> str:

@@ -22,6 +22,7 @@ from pipeline.ingest.guards import Limits
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.model import ParsedReturn
 from pipeline.register import Register, load_register
+from pipeline.runner import crash_point
 from pipeline.warehouse import build as wh
 from pipeline.warehouse.load import PeriodResult, load_period, load_register as load_register_tables, record_build
 
@@ -67,7 +68,9 @@ def make_context(settings: Settings) -> Context:
 
 def ingest(ctx: Context, period: str) -> Collected:
     """Archive every file of the period folder (the raw folder is never modified)."""
-    return collect_period(ctx.settings.raw_dir, period, ctx.archive, ctx.limits)
+    collected = collect_period(ctx.settings.raw_dir, period, ctx.archive, ctx.limits)
+    crash_point("ingested")  # test-only: the period's manifest is written
+    return collected
 
 
 def parse(ctx: Context, periods: list[str]) -> tuple[dict[str, ParsedReturn], int]:
@@ -106,8 +109,10 @@ def build_warehouse(ctx: Context, periods: list[str], run_id: str, force: bool =
             parsed, _ = parse_all(jobs_for(versions), ctx.archive, ctx.cache, ctx.matcher, ctx.limits)
             result.built.append(load_period(con, period, versions, parsed, ctx.register, ctx.matcher))
             record_build(con, period, fingerprint, len(versions), run_id)
+            crash_point("build_period_loaded")  # test-only: mid-build, nothing published
         wh.refresh_marts(con)
         result.check_results = warehouse_checks(con, periods)
+    crash_point("published")  # test-only: warehouse published, reports not yet written
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -12,6 +13,20 @@ import pandas as pd
 from pipeline.archive import Archive
 from pipeline.config import Settings
 from pipeline.ingest.discover import list_periods
+
+
+CRASH_ENV = "PIPELINE_TEST_KILL_AT"
+
+
+def crash_point(stage: str) -> None:
+    """TEST-ONLY: die by SIGKILL here when PIPELINE_TEST_KILL_AT names this stage.
+
+    tests/test_crash_safety.py kills a run at each named moment and checks that
+    the next run gives exactly the figures of an uninterrupted one. Unset (as
+    always outside that test) this is one dictionary lookup.
+    """
+    if os.environ.get(CRASH_ENV) == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class RunError(Exception):

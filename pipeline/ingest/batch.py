@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import pickle
 import resource
+import signal
 import tempfile
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError as FutureTimeout
@@ -44,6 +45,7 @@ from pipeline.ingest.guards import Limits
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.model import ParsedReturn
 from pipeline.ingest.parse import parse_return
+from pipeline.runner import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +91,40 @@ def worker_memory_limit(current: int | None) -> int:
     return min(WORKER_MEMORY_BYTES, current + WORKER_HEADROOM_BYTES)
 
 
+def _die_with_parent() -> None:
+    """Make sure this worker ends when the pipeline process dies (SIGKILL, OOM killer).
+
+    A worker waits on its job queue forever, so something must end it. The
+    kernel kills it when its parent dies (PR_SET_PDEATHSIG, Linux). Under a
+    fork server the parent is the server, which exits when the pipeline is
+    gone — but only once every holder of its "alive" pipe is gone, and each
+    worker is handed a copy; workers never start processes, so they drop it.
+    """
+    try:
+        from multiprocessing import forkserver
+
+        server = getattr(forkserver, "_forkserver", None)
+        fd = getattr(server, "_forkserver_alive_fd", None)
+        if fd is not None:
+            os.close(fd)
+            server._forkserver_alive_fd = None
+    except OSError:
+        pass
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request was made
+        os._exit(1)
+
+
 def _init_worker(matcher: UnitMatcher) -> None:
     global _worker_matcher
+    _die_with_parent()
     _worker_matcher = matcher
     limit = worker_memory_limit(_address_space_bytes())
     try:
@@ -188,6 +222,7 @@ def parse_all(
     def finish(job: ParseJob, parsed: ParsedReturn) -> None:
         results[job.sha256] = parsed
         cache.put(job.sha256, parsed)
+        crash_point("parsed_one")  # test-only: some results cached, others not
 
     pending = list(todo)
     isolate = False  # after a worker died: one job at a time, so the culprit is known
@@ -218,7 +253,7 @@ def _pool(workers: int, matcher: UnitMatcher) -> ProcessPoolExecutor:
         mp = multiprocessing.get_context(method)
         if method == "forkserver":
             # Imported once in the server, then shared by every worker it forks.
-            mp.set_forkserver_preload(["pipeline.ingest.parse"])
+            mp.set_forkserver_preload(["pipeline.ingest.batch"])
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp, initializer=_init_worker, initargs=(matcher,))
         try:
             # One probe per worker starts them all now, so a job's time limit

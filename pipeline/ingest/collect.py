@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -11,6 +10,7 @@ from pathlib import Path, PurePosixPath
 from pipeline.archive import Archive, FileVersion, sha256_of, utc_iso
 from pipeline.ingest.discover import scan_period, skipped_issue
 from pipeline.ingest.guards import Limits
+from pipeline.runner import crash_point
 
 
 @dataclass(frozen=True)
@@ -31,14 +31,9 @@ def _take_in_large(path: Path, archive: Archive, suffix: str) -> tuple[str, str]
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     sha = digest.hexdigest()
-    rel = archive.object_path(sha, suffix)
-    target = archive.root / rel
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".tmp-{sha}")
-        shutil.copyfile(path, tmp)
-        tmp.replace(target)
-    return sha, rel
+    # The bytes archived may differ from the bytes hashed if the file changes
+    # meanwhile; it is refused for its size either way and never parsed.
+    return sha, archive.store_file(path, sha, suffix)
 
 
 def collect_period(raw_dir: Path, period: str, archive: Archive, limits: Limits) -> Collected:
@@ -89,7 +84,7 @@ def collect_period(raw_dir: Path, period: str, archive: Archive, limits: Limits)
                 # No bytes are read from junk or unsafe links; the path identifies them.
                 sha256=sha256_of(f"{s.reason}:{s.rel_path}".encode()),
                 size_bytes=0,
-                modified_at=now,
+                modified_at=utc_iso(s.modified_at) if s.modified_at else now,
                 first_seen_at=now,
                 archived_path=None,
                 ignored=not s.refuse,
@@ -97,6 +92,7 @@ def collect_period(raw_dir: Path, period: str, archive: Archive, limits: Limits)
                 refusal_detail=str(issue.params.get("detail", "")) if issue else "",
             )
         )
+    crash_point("archive_stored")  # test-only: objects stored, manifest not yet written
     before = len(archive.versions(period))
     versions = archive.record(period, seen)
     return Collected(versions=versions, new_versions=len(versions) - before, files_in_folder=len(files))

@@ -47,6 +47,9 @@ class Skipped:
     # 'unsafe_path', 'broken_link', 'unreadable', 'too_deep' (refuse=True).
     reason: str
     refuse: bool
+    # The entry's own mtime (the link's, not its target's) when it could be read:
+    # recording it rather than the time of the run keeps re-runs identical.
+    modified_at: datetime | None = None
 
 
 def is_junk(name: str) -> bool:
@@ -141,18 +144,25 @@ def _walk(
             skipped.append(Skipped(rel_path, "unreadable", True))
 
 
+def _own_mtime(entry) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, tz=UTC)
+    except OSError:
+        return None
+
+
 def _visit(entry, rel_path, boundary, depth, seen, files, skipped) -> None:
     if is_junk(entry.name):
-        skipped.append(Skipped(rel_path, "ignored_junk", False))
+        skipped.append(Skipped(rel_path, "ignored_junk", False, _own_mtime(entry)))
         return
     path = Path(entry.path)
     if entry.is_symlink():
         target = path.resolve()
         if not _inside(target, boundary):
-            skipped.append(Skipped(rel_path, "unsafe_path", True))
+            skipped.append(Skipped(rel_path, "unsafe_path", True, _own_mtime(entry)))
             return
         if not target.exists():
-            skipped.append(Skipped(rel_path, "broken_link", True))
+            skipped.append(Skipped(rel_path, "broken_link", True, _own_mtime(entry)))
             return
     st = entry.stat(follow_symlinks=True)
     if stat.S_ISDIR(st.st_mode):
@@ -160,12 +170,12 @@ def _visit(entry, rel_path, boundary, depth, seen, files, skipped) -> None:
         if real in seen:  # a link back up the tree
             return
         if depth + 1 > _MAX_DEPTH:
-            skipped.append(Skipped(rel_path, "too_deep", True))
+            skipped.append(Skipped(rel_path, "too_deep", True, _own_mtime(entry)))
             return
         _walk(path, rel_path, boundary, depth + 1, seen | {real}, files, skipped)
         return
     if not stat.S_ISREG(st.st_mode):  # FIFO, device, socket
-        skipped.append(Skipped(rel_path, "unsafe_path", True))
+        skipped.append(Skipped(rel_path, "unsafe_path", True, _own_mtime(entry)))
         return
     files.append(
         RawFile(

@@ -4,7 +4,13 @@ A build copies the published file into ``.build/``, replaces the slices of the
 periods being rebuilt (delete, then insert), refreshes the marts, checkpoints
 and renames the copy over the published file. Readers holding the old file
 keep their snapshot; a run killed at any moment leaves the published file as
-it was, and the next build starts again from it.
+it was, and the next build starts again from it (removing what the killed
+run left in ``.build/``).
+
+The published file never has a WAL beside it (builds checkpoint and close
+before renaming; readers are read-only). Should one appear anyway (someone
+wrote to the published file), it is folded in before the copy: left there, it
+would be replayed onto the next published file, which it does not belong to.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from pathlib import Path
 from typing import Iterator
 
 import duckdb
+
+from pipeline.runner import crash_point
 
 SQL_DIR = Path(__file__).with_name("sql")
 MARTS = ("province_summary", "district_summary", "unit_changes", "province_trend", "hd28_cells")
@@ -45,6 +53,7 @@ def building(published: Path, work_dir: Path) -> Iterator[duckdb.DuckDBPyConnect
             stale.unlink(missing_ok=True)  # left by a killed run; the published file is intact
         working = work_dir / f"{uuid.uuid4().hex}.duckdb"
         if published.exists():
+            _fold_wal(published)
             shutil.copyfile(published, working)
         con = duckdb.connect(str(working))
         try:
@@ -53,6 +62,7 @@ def building(published: Path, work_dir: Path) -> Iterator[duckdb.DuckDBPyConnect
             con.execute("checkpoint")
             con.close()
             _fsync(working)
+            crash_point("build_before_publish")  # test-only: built and durable, not yet published
             os.replace(working, published)
             _fsync_dir(published.parent)
         except BaseException:
@@ -60,6 +70,15 @@ def building(published: Path, work_dir: Path) -> Iterator[duckdb.DuckDBPyConnect
             working.unlink(missing_ok=True)
             Path(f"{working}.wal").unlink(missing_ok=True)
             raise
+
+
+def _fold_wal(published: Path) -> None:
+    if Path(f"{published}.wal").exists():
+        con = duckdb.connect(str(published))
+        try:
+            con.execute("checkpoint")
+        finally:
+            con.close()
 
 
 def _fsync(path: Path) -> None:
