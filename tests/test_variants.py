@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import shutil
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from pipeline.checks.rules import check_return
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.parse import parse_return
 from pipeline.register import load_register
-from pipeline.sample.generate import build_rows
+from pipeline.sample.generate import build_rows, file_name
 from pipeline.templates.return_workbook import district_identity, last_day
 from tests.conftest import ALIASES, REGISTER, make_settings
 from tests.fixtures.variants import VARIATIONS, VARIATIONS_BY_NAME, Variation, expected_units, write_variant
@@ -144,6 +145,7 @@ def test_two_periods_mixed_variations_end_to_end(tmp_path, register):
     districts = list(dict.fromkeys(reg_frame["district_code"]))
     raw = tmp_path / "raw"
     truth: dict[str, dict[str, dict]] = {}
+    corrections: dict[str, tuple[str, str]] = {}
     for p_i, (period, seed) in enumerate(PERIOD_SEEDS.items()):
         folder = raw / period
         folder.mkdir(parents=True)
@@ -151,6 +153,7 @@ def test_two_periods_mixed_variations_end_to_end(tmp_path, register):
         rows = build_rows(reg_frame, period, seed)
         units: dict[str, dict] = {}
         covered: dict[str, Path] = {}
+        names = random.Random(seed)
         # Committed corpus files of this period: .xls/.ods/.xlsm and LibreOffice .xlsx among them.
         for n, (name, meta) in enumerate(sorted(EXPECTED.items())):
             if meta["period"] != period or meta["variation"] in KNOWN_FAILURES:
@@ -165,7 +168,8 @@ def test_two_periods_mixed_variations_end_to_end(tmp_path, register):
         for k, d in enumerate(x for x in districts if x not in covered):
             v = usable[(k * 5 + p_i) % len(usable)]
             sub = rows[rows["district_code"] == d]
-            path = write_variant(folder / f"BC {d} {v.name}.xlsx", sub, district_identity(reg_frame, d), period, v)
+            identity = district_identity(reg_frame, d)
+            path = write_variant(folder / file_name(names, identity["short_name"], period), sub, identity, period, v)
             _stamp(path, sent + dt.timedelta(hours=1, minutes=k))
             covered[d] = path
             units.update(expected_units(sub))
@@ -175,7 +179,9 @@ def test_two_periods_mixed_variations_end_to_end(tmp_path, register):
         corrected = corrected[corrected["district_code"] == fixed]
         assert expected_units(corrected) != {c: units[c] for c in expected_units(corrected)}
         v = usable[(p_i * 7 + 3) % len(usable)]
-        path = write_variant(folder / f"sua lan 2 {fixed}.xlsx", corrected, district_identity(reg_frame, fixed), period, v)
+        first = covered[fixed]
+        path = write_variant(first.with_name(f"{first.stem} (sua lan 2).xlsx"), corrected,
+                             district_identity(reg_frame, fixed), period, v)
         _stamp(path, sent + dt.timedelta(days=2))
         units.update(expected_units(corrected))
         # A duplicate download: the same bytes under "X (1).xlsx", downloaded later.
@@ -185,6 +191,7 @@ def test_two_periods_mixed_variations_end_to_end(tmp_path, register):
         shutil.copyfile(src, dup)
         _stamp(dup, sent + dt.timedelta(days=1))
         truth[period] = units
+        corrections[period] = (fixed, path.name)
 
     settings = make_settings(tmp_path, raw_dir=raw)
     ctx = flow.make_context(settings)
@@ -200,6 +207,12 @@ def test_two_periods_mixed_variations_end_to_end(tmp_path, register):
         statuses = dict(con.execute("select status, count(*) from audit.files group by status").fetchall())
         assert "refused" not in statuses, statuses
         assert statuses.get("superseded") == len(PERIOD_SEEDS) and statuses.get("duplicate") == len(PERIOD_SEEDS), statuses
+        for period, (district, name) in corrections.items():
+            in_effect = con.execute(
+                "select source_file from core.district_returns where period = $p and district_code = $d",
+                {"p": period, "d": district},
+            ).fetchone()
+            assert in_effect == (name,)
         for period, units in truth.items():
             assert len(units) == len(register.units)
             got = con.execute(
