@@ -53,7 +53,8 @@ def _check_writable(settings: Settings) -> None:
     folder = settings.warehouse.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+        # Unnamed where the OS allows (O_TMPFILE): a run killed here leaves nothing behind.
+        with tempfile.TemporaryFile(dir=folder, prefix=".write-test-"):
             pass
     except OSError as exc:
         raise RunError(f"warehouse folder {folder} is not writable ({exc.strerror or exc})") from exc

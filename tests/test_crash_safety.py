@@ -214,3 +214,49 @@ def test_a_stale_wal_beside_the_published_file_is_folded_in_not_replayed_onto_th
     con = duckdb.connect(str(published), read_only=True)
     assert sorted(r[0] for r in con.execute("select x from t").fetchall()) == [1, 2, 3]
     con.close()
+
+
+def test_collecting_the_same_folder_twice_records_the_same_versions(tmp_path):
+    """Junk and refused links carry their own mtime, not the run's clock, so a re-run after a kill matches."""
+    from dataclasses import asdict
+
+    from pipeline.archive import Archive
+    from pipeline.ingest.collect import collect_period
+    from pipeline.ingest.guards import Limits
+
+    folder = tmp_path / "raw" / "2016-06"
+    folder.mkdir(parents=True)
+    shutil.copy2(SAMPLE_RAW / "2016-06" / "Ia Pa.xlsx", folder)
+    (folder / "Thumbs.db").write_bytes(bytes(64))
+    (folder / "~$Ia Pa.xlsx").write_bytes(b"owner")
+    os.symlink("/etc/passwd", folder / "passwd.xlsx")
+    runs = []
+    for name in ("first", "second"):
+        collected = collect_period(tmp_path / "raw", "2016-06", Archive(tmp_path / name), Limits())
+        runs.append([{k: v for k, v in asdict(x).items() if k != "first_seen_at"} for x in collected.versions])
+        time.sleep(1.1)  # a later clock second
+    assert runs[0] == runs[1] and len(runs[0]) == 4
+
+
+def test_concurrent_manifest_updates_keep_every_version(tmp_path):
+    """Two runs recording at once (CLI and sensor) must not drop each other's versions."""
+    import threading
+
+    from pipeline.archive import Archive, FileVersion
+
+    archive = Archive(tmp_path / "archive")
+
+    def version(i: int) -> FileVersion:
+        return FileVersion("2016-06", f"2016-06/f{i}.xlsx", f"f{i}.xlsx", f"{i:064x}", 1, "2016-07-01T00:00:00+00:00",
+                           "2016-07-01T00:00:00+00:00", None)  # fmt: skip
+
+    def record(start: int) -> None:
+        for i in range(start, start + 40):
+            Archive(tmp_path / "archive").record("2016-06", [version(i)])
+
+    threads = [threading.Thread(target=record, args=(k * 100,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(archive.versions("2016-06")) == 120
