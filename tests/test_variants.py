@@ -156,7 +156,7 @@ def test_two_periods_mixed_variations_end_to_end(tmp_path, register):
         names = random.Random(seed)
         # Committed corpus files of this period: .xls/.ods/.xlsm and LibreOffice .xlsx among them.
         for n, (name, meta) in enumerate(sorted(EXPECTED.items())):
-            if meta["period"] != period or meta["variation"] in KNOWN_FAILURES:
+            if meta["period"] != period or meta["variation"] in KNOWN_FAILURES or meta["district_code"] in covered:
                 continue
             dest = folder / name.split("_", 1)[1]
             shutil.copyfile(RETURNS / name, dest)
@@ -164,7 +164,8 @@ def test_two_periods_mixed_variations_end_to_end(tmp_path, register):
             covered[meta["district_code"]] = dest
             units.update(meta["units"])
         # The other districts, written now in variations taken in turn.
-        usable = [v for v in VARIATIONS if v.name not in KNOWN_FAILURES]
+        # Totals formulas get their values only from a program that computes them (see make_fixtures).
+        usable = [v for v in VARIATIONS if v.name not in KNOWN_FAILURES and not v.totals_formulas]
         for k, d in enumerate(x for x in districts if x not in covered):
             v = usable[(k * 5 + p_i) % len(usable)]
             sub = rows[rows["district_code"] == d]
