@@ -69,6 +69,13 @@ _DATE_LINE_RE = re.compile(r"\bngay\b.{0,16}\bthang\b.{0,16}\bnam\b")
 _NUMBER_TEXT_RE = re.compile(r"^[+-]?\d{1,3}([.,\s]\d{3})+$|^[+-]?\d+([.,]\d+)?$")
 _COLUMN_NUMBER_RE = re.compile(r"^[\(\[]?\s*(\d{1,2}|[A-Za-z])\s*[\)\]]?(\s*[=+\-*/:x]\s*[\(\[]?\s*\w{1,2}\s*[\)\]]?)*$")
 _UNIT_PREFIX_RE = re.compile(r"^(xa|phuong|thi tran|tt|p)\b")
+_SUBTOTAL_RE = re.compile(r"^(?:tong cong|tong so|tong|cong)\s+(?:cac\s+|khoi\s+)?(?:xa|phuong|thi tran)\b")
+# A heading row that groups units by type ("I. PHƯỜNG", "B - Các xã", "Khối thị trấn"):
+# a unit is never named by its type alone, so such a row is never a unit.
+_SECTION_RE = re.compile(
+    r"^(?:(?:[ivx]{1,4}|[a-e]|\d{1,2})\s+)?(?:(?:cac|khoi|don vi|dang bo)\s+)?"
+    r"(?:xa|phuong|thi tran)(?:\s+(?:va\s+)?(?:xa|phuong|thi tran))*$"
+)
 
 
 # --------------------------------------------------------------------------- text
@@ -393,6 +400,15 @@ def _is_signature(row: list[Any], columns: dict[str, int]) -> bool:
     return any(_signature_text(v) for v in row)
 
 
+def _is_section(row: list[Any], columns: dict[str, int], span: range) -> bool:
+    for fld in ("total_members", "cell_members"):
+        if fld in columns and _is_numeric(_cell([row], 0, columns[fld])):
+            return False
+    name = _cell([row], 0, columns["unit_name"]) if "unit_name" in columns else None
+    texts = [name] if not _blank(name) else [v for c in span if isinstance(v := _cell([row], 0, c), str) and v.strip()]
+    return bool(texts) and bool(_SECTION_RE.match(label_key(texts[-1])))
+
+
 def _looks_like_unit(row: list[Any], columns: dict[str, int], span: range) -> bool:
     name = _cell([row], 0, columns["unit_name"]) if "unit_name" in columns else None
     if _blank(name):
@@ -423,6 +439,9 @@ def _body(rows: list[list[Any]], start: int, columns: dict[str, int], span: rang
             totals.append(r)
             blank_run = 0
             continue
+        if _is_section(row, columns, span):
+            blank_run = 0
+            continue
         ended_block = blank_run >= 2 or (totals and data and totals[-1] > data[-1])
         if ended_block and not _looks_like_unit(row, columns, span):
             break
@@ -440,7 +459,18 @@ def _pick_totals(rows: list[list[Any]], totals: list[int], columns: dict[str, in
         for c in [columns.get("unit_name"), columns.get("stt"), *span]:
             if c is not None and isinstance(_cell(rows, r, c), str) and grand.match(label_key(rows[r][c])):
                 return r
-    return totals[0]
+    # A sub-total of one type ("Cộng xã") covers only its group: without a grand
+    # total there are no declared totals for the whole return.
+    others = [r for r in totals if not _is_subtotal(rows[r], columns, span)]
+    return others[0] if others else None
+
+
+def _is_subtotal(row: list[Any], columns: dict[str, int], span: range) -> bool:
+    for c in [columns.get("unit_name"), columns.get("stt"), *span]:
+        v = _cell([row], 0, c) if c is not None else None
+        if isinstance(v, str) and v.strip():
+            return bool(_SUBTOTAL_RE.match(label_key(v)))
+    return False
 
 
 def _title_lines(rows: list[list[Any]], end: int) -> list[str]:
