@@ -58,7 +58,7 @@ def _allowed_infos(v: Variation) -> set[str]:
     if v.codes == "blank":
         allowed |= {"unit_code_missing", "unit_codes_missing"}
     if v.totals is None:
-        allowed.add("totals_missing")
+        allowed.add("totals_missing")  # sub-totals by type are not the return's declared totals
     return allowed
 
 
