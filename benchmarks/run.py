@@ -386,7 +386,7 @@ def render(m: dict[str, Measure], n_half: int, n_full: int, periods: int, nation
               f"| pipeline marginal per file | {pipe_marg:.1f} ms |",
               f"| pipeline fixed cost (2·T(1 period) − T(2 periods)) | {fixed:.1f} s |",
               f"| pipeline T(1 period) / T(2 periods) | {m['pipe_1'].seconds:.1f} s / {m['pipe_2'].seconds:.1f} s |",
-              f"| pipeline marginal ÷ naive marginal | {pipe_marg / naive_marg:.2f}× |",
+              f"| pipeline marginal ÷ naive marginal (>1: pipeline slower) | {pipe_marg / naive_marg:.2f}× |",
               f"| pipeline marginal ÷ parse floor per file | {pipe_marg / floor_ms:.1f}× |",
               f"| whole run ({n_full} files): naive ÷ pipeline (speed-up) | {m['naive_full'].seconds / m['pipe_full'].seconds:.2f}× |",
               f"| rerun after one change ÷ full run | {m['pipe_change'].seconds / m['pipe_full'].seconds:.1%} |",
@@ -395,10 +395,11 @@ def render(m: dict[str, Measure], n_half: int, n_full: int, periods: int, nation
 
     targets = [
         ("marginal cost per return ≥5× lower than naive", naive_marg / pipe_marg >= 5 if pipe_marg > 0 else True,
-         f"{naive_marg / pipe_marg:.2f}× lower" if pipe_marg > 0 else "≤ 0"),
-        ("marginal cost per return within 3× of the parse floor", pipe_marg <= 3 * floor_ms, f"{pipe_marg / floor_ms:.1f}×"),
+         f"naive ÷ pipeline = {naive_marg / pipe_marg:.2f} (need ≥ 5)" if pipe_marg > 0 else "≤ 0"),
+        ("marginal cost per return within 3× of the parse floor", pipe_marg <= 3 * floor_ms,
+         f"pipeline ÷ floor = {pipe_marg / floor_ms:.1f} (need ≤ 3)"),
         (f"whole {n_full}-file run ≥1.5× faster than naive", m["naive_full"].seconds >= 1.5 * m["pipe_full"].seconds,
-         f"{m['naive_full'].seconds / m['pipe_full'].seconds:.2f}×"),
+         f"naive ÷ pipeline = {m['naive_full'].seconds / m['pipe_full'].seconds:.2f} (need ≥ 1.5)"),
         ("rerun after one change a small fraction (≤10%) of the full run",
          m["pipe_change"].seconds <= 0.10 * m["pipe_full"].seconds, f"{m['pipe_change'].seconds / m['pipe_full'].seconds:.1%}"),
     ]
