@@ -119,7 +119,7 @@ def run_pipeline(settings: Settings, period: str | None = None, force: bool = Fa
         tags["periods"] = f"{periods[0]}..{periods[-1]}"
         partition_key = None
     run_config = {
-        "ops": {"warehouse": {"config": {"force": force}}},
+        "ops": {op: {"config": {"force": force}} for op in ("warehouse", "province_report", "district_feedback")},
         "loggers": {"console": {"config": {"log_level": "ERROR" if quiet else "INFO"}}},
     }
     result = job.execute_in_process(

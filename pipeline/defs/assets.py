@@ -51,7 +51,7 @@ def parsed_returns(context: dg.AssetExecutionContext, paths: PipelineConfig) -> 
 
 
 class BuildConfig(dg.Config):
-    force: bool = False  # rebuild periods even when their inputs did not change
+    force: bool = False  # rebuild periods (and their outputs) even when their inputs did not change
 
 
 WAREHOUSE_TABLES = {
@@ -120,24 +120,24 @@ def warehouse(context: dg.AssetExecutionContext, paths: PipelineConfig, config: 
     kinds={"excel"},
     **PARTITIONED,
 )
-def province_report(context: dg.AssetExecutionContext, paths: PipelineConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
+def province_report(
+    context: dg.AssetExecutionContext, paths: PipelineConfig, duckdb: DuckDBResource, config: BuildConfig
+) -> dg.MaterializeResult:
     """The Board's Vietnamese report per period (Excel, and PDF when LibreOffice is installed)."""
     settings = paths.settings()
-    written = []
     with duckdb.get_connection() as con:
-        for period in _periods(context):
-            written.extend(outputs.write_period_report(con, settings, period))
-    context.log.info("report: " + ", ".join(str(p) for p in written))
+        written = outputs.write_reports(con, settings, _periods(context), force=config.force)
+    context.log.info(f"{len(written)} report file(s) written; unchanged periods kept their reports")
     return dg.MaterializeResult(metadata={"files": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in written))})
 
 
 @dg.asset(group_name="reports", owners=OWNERS, deps=[_KEYS["audit_issues"], _KEYS["audit_files"]], kinds={"excel"}, **PARTITIONED)
-def district_feedback(context: dg.AssetExecutionContext, paths: PipelineConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
+def district_feedback(
+    context: dg.AssetExecutionContext, paths: PipelineConfig, duckdb: DuckDBResource, config: BuildConfig
+) -> dg.MaterializeResult:
     """Per district with problems, a Vietnamese workbook listing what to fix; plus the status overview."""
     settings = paths.settings()
-    written = []
     with duckdb.get_connection() as con:
-        for period in _periods(context):
-            written.extend(outputs.write_period_feedback(con, settings, period))
+        written = outputs.write_feedback(con, settings, _periods(context), force=config.force)
         written.append(outputs.write_overview(con, settings))
     return dg.MaterializeResult(metadata={"workbooks": len(written)})

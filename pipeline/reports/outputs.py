@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline.config import Settings
 from pipeline.reports.feedback import write_district_feedback, write_status_overview
-from pipeline.reports.pdf import to_pdf
+from pipeline.reports.pdf import to_pdfs
 from pipeline.reports.province_report import write_province_report
 
 
@@ -35,8 +35,43 @@ def _replace_into(tmp: Path, final: Path) -> Path:
     return final
 
 
-def write_period_report(con, settings: Settings, period: str) -> list[Path]:
-    """The province report of one period (xlsx, and pdf when LibreOffice is present)."""
+# Bump when the workbooks' layout changes, so unchanged periods are rewritten once.
+OUTPUT_VERSION = "1"
+
+
+def _stamp(con, period: str) -> str | None:
+    """What a period's outputs are derived from: its warehouse build and the layout version."""
+    row = con.execute("select fingerprint from audit.period_builds where period = $period", {"period": period}).fetchone()
+    return f"{OUTPUT_VERSION}:{row[0]}" if row else None
+
+
+def is_current(con, folder: Path, period: str) -> bool:
+    """True when ``folder`` already holds the outputs of the period's current build."""
+    stamp_file = folder / ".built-from"
+    stamp = _stamp(con, period)
+    return stamp is not None and stamp_file.is_file() and stamp_file.read_text() == stamp
+
+
+def mark_current(con, folder: Path, period: str) -> None:
+    stamp = _stamp(con, period)
+    if stamp is not None:
+        tmp = folder / ".built-from.tmp"
+        tmp.write_text(stamp)
+        os.replace(tmp, folder / ".built-from")
+
+
+def write_reports(con, settings: Settings, periods: list[str], force: bool = False) -> list[Path]:
+    """Province reports of the periods whose warehouse build changed; PDFs in one LibreOffice call."""
+    todo = [p for p in periods if force or not is_current(con, settings.reports_dir / p, p)]
+    workbooks = [write_period_report(con, settings, p) for p in todo]
+    pdfs = to_pdfs(workbooks)
+    for p in todo:
+        mark_current(con, settings.reports_dir / p, p)
+    return workbooks + list(pdfs.values())
+
+
+def write_period_report(con, settings: Settings, period: str) -> Path:
+    """The province report workbook of one period."""
     params = {"period": period}
     by_type = _query(con, "select * from marts.province_summary where period = $period", params)
     by_district = _query(con, "select * from marts.district_summary where period = $period order by district_code", params)
@@ -51,10 +86,18 @@ def write_period_report(con, settings: Settings, period: str) -> list[Path]:
     final = out_dir / f"Bao_cao_chi_bo_co_quan_{period}.xlsx"
     tmp = out_dir / f".tmp-{final.name}"
     write_province_report(tmp, period=period, by_type=by_type, by_district=by_district, hd28=hd28, status=status)
-    written = [_replace_into(tmp, final)]
-    pdf = to_pdf(final, out_dir)
-    if pdf is not None:
-        written.append(pdf)
+    return _replace_into(tmp, final)
+
+
+def write_feedback(con, settings: Settings, periods: list[str], force: bool = False) -> list[Path]:
+    """Feedback workbooks of the periods whose warehouse build changed."""
+    written = []
+    for p in periods:
+        folder = settings.feedback_dir / p
+        if force or not is_current(con, folder, p):
+            written.extend(write_period_feedback(con, settings, p))
+            folder.mkdir(parents=True, exist_ok=True)
+            mark_current(con, folder, p)
     return written
 
 
