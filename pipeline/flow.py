@@ -79,9 +79,27 @@ def parse(ctx: Context, periods: list[str]) -> tuple[dict[str, ParsedReturn], in
     return parse_all(jobs_for(versions), ctx.archive, ctx.cache, ctx.matcher, ctx.limits)
 
 
-def period_fingerprint(ctx: Context, versions: list[FileVersion]) -> str:
+# What a period's build is derived from besides its files: the rules, the load and the marts.
+_BUILD_CODE = [
+    *sorted((Path(__file__).parent / "checks").glob("*.py")),
+    _CATALOGUE,
+    Path(__file__).parent / "submissions.py",
+    *sorted((Path(__file__).parent / "warehouse").rglob("*.py")),
+    *sorted((Path(__file__).parent / "warehouse").rglob("*.sql")),
+]
+
+
+@cache
+def build_code_version() -> str:
+    return _file_digest(*_BUILD_CODE)
+
+
+def period_fingerprint(ctx: Context, versions: list[FileVersion], previous: str = "") -> str:
+    """Everything a period's build depends on, including the previous period's
+    fingerprint (history checks compare with it), so a late correction of one
+    period also refreshes the periods after it."""
     digest = hashlib.sha256()
-    digest.update(f"{PARSER_VERSION}:{ctx.register_fingerprint}:{_file_digest(_CATALOGUE)}".encode())
+    digest.update(f"{PARSER_VERSION}:{ctx.register_fingerprint}:{build_code_version()}:{previous}".encode())
     for v in sorted(versions, key=lambda v: (v.path, v.sha256)):
         digest.update(f"{v.path}\0{v.sha256}\0{v.modified_at}\n".encode())
     return digest.hexdigest()
@@ -100,10 +118,15 @@ def build_warehouse(ctx: Context, periods: list[str], run_id: str, force: bool =
     with wh.building(ctx.settings.warehouse, ctx.settings.work_dir) as con:
         load_register_tables(con, ctx.register)
         built_before = dict(con.execute("select period, fingerprint from audit.period_builds").fetchall())
-        for period in sorted(periods):
+        requested = set(periods)
+        previous = ""
+        for period in sorted(requested | set(built_before) | set(ctx.archive.periods())):
             versions = ctx.archive.versions(period)
-            fingerprint = period_fingerprint(ctx, versions)
-            if not force and built_before.get(period) == fingerprint:
+            fingerprint = previous = period_fingerprint(ctx, versions, previous)
+            stale = built_before.get(period) != fingerprint
+            if period not in requested and not (stale and period in built_before):
+                continue  # never asked for, or already current
+            if period in requested and not (force or stale):
                 result.skipped.append(period)
                 continue
             parsed, _ = parse_all(jobs_for(versions), ctx.archive, ctx.cache, ctx.matcher, ctx.limits)
