@@ -265,3 +265,84 @@ def test_partial_mojibake_inside_unicode_text_is_repaired():
     assert decode_text("Huyện ChÆ° PÄƒh") == "Huyện Chư Păh"
     assert decode_cells(["Xã Ia MÆ¡ Nông", "Tổng cộng"]) == ["Xã Ia Mơ Nông", "Tổng cộng"]
     assert decode_text("Tổng “cộng”") == "Tổng “cộng”"  # quotes after letters are left alone
+
+
+def test_nbsp_after_capital_a_tilde_stays_but_dangling_one_is_mojibake():
+    assert decode_cells(["XÃ\xa0IA KA", "HUYỆN ỦY IA PA"])[0] == "XÃ IA KA"
+    assert decode_text("XÃ\xa0IA KA") == "XÃ IA KA"
+    assert decode_text("Huyện XÃ\xa0IA ChÆ° PÄƒh") == "Huyện XÃ IA Chư Păh"
+    # the same two characters are "à" where that reads better, or where the NBSP separates nothing
+    assert decode_text("ThÃ\xa0nh") == "Thành"
+    assert decode_text("HoÃ\xa0 BÃ¬nh") == "Hoà Bình"
+    assert decode_text("Ã\xa0") == "à"
+
+
+def test_question_marks_for_undefined_bytes():
+    def mq(s):
+        return mojibake(s, "replace").replace("\ufffd", "?")
+
+    for s in ["Đak Pơ", "Chư Ngọc", "người", "Đã thành lập"]:
+        assert decode_text(mq(s)) == s
+    assert decode_text(mq("Có?")) == "Có?"  # a real question mark after a complete letter
+    for s in ["Có?", "XÃ?", "Ch? P?h"]:  # not resolvable: left as it is
+        assert decode_text(s) == s
+
+
+def test_unicode_font_cells_in_legacy_font_workbook_stay():
+    heads = [to_tcvn3(h) for h in HEADERS]
+    data = ["Xã", "có", "không", "Hoà"]
+    out = decode_cells(heads + data, fonts=[".VnTime"] * len(heads) + ["Times New Roman", "Arial", "Calibri", "Arial"])
+    assert out == HEADERS + data
+    # no font entry: the cell's text and the workbook decide as before
+    out = decode_cells(heads + [to_tcvn3("có")], fonts=[".VnTime"] * len(heads) + [None])
+    assert out[-1] == "có"
+    # a Unicode font does not hide clear legacy evidence
+    assert decode_cells(heads + [to_tcvn3("Tổng cộng")], fonts=[".VnTime"] * len(heads) + ["Arial"])[-1] == "Tổng cộng"
+
+
+def _table(template, data, rows):
+    """A return: template headings, then rows of (name, type, flag) typed in another encoding."""
+    cells = [template(h) for h in HEADERS]
+    for name, kind, flag in rows:
+        cells += [data(name), data(kind), "12", data(flag)]
+    cells += [template("Người lập biểu"), template("Tổng cộng")]
+    return cells
+
+
+UNITS = [("Xã Ia Kênh", "Xã", "có"), ("Phường Phù Đổng", "Phường", "không"), ("Xã Chư Á", "Xã", "có"),
+         ("Xã An Phú", "Xã", "không"), ("Thị trấn Phú Túc", "Thị trấn", "có"), ("Xã Ia Mơ Nông", "Xã", "có")]
+
+
+def _flat(rows):
+    return HEADERS + [x for name, kind, flag in rows for x in (name, kind, "12", flag)] + ["Người lập biểu", "Tổng cộng"]
+
+
+@pytest.mark.parametrize(
+    "template, data",
+    [
+        pytest.param(to_tcvn3, lambda s: s, id="tcvn3-template-unicode-data"),
+        pytest.param(lambda s: s, to_tcvn3, id="unicode-template-tcvn3-data"),
+        pytest.param(lambda s: s, to_vni, id="unicode-template-vni-data"),
+        pytest.param(to_vni, lambda s: s, id="vni-template-unicode-data"),
+        pytest.param(to_tcvn3, to_vni, id="tcvn3-template-vni-data"),
+    ],
+)
+def test_template_and_data_in_different_encodings_settle_block_by_block(template, data):
+    cells = _table(template, data, UNITS)
+    assert decode_cells(cells) == _flat(UNITS)
+    # the same with grid positions: headings on one row, one unit per row below
+    positions = [(0, 0, c) for c in range(len(HEADERS))]
+    positions += [(0, 1 + r, c) for r in range(len(UNITS)) for c in range(4)]
+    positions += [(0, 2 + len(UNITS), 0), (0, 2 + len(UNITS), 3)]
+    assert decode_cells(cells, positions=positions) == _flat(UNITS)
+
+
+def test_ambiguous_heading_follows_its_neighbours_not_the_data():
+    # "Ghi chó" is Unicode "Ghi chó" or TCVN3 "Ghi chú": its row is TCVN3 headings
+    heads = [to_tcvn3(h) for h in HEADERS[:5]] + [to_tcvn3("Ghi chú")] + [to_tcvn3("Số đảng viên")]
+    rows = [x for name, kind, flag in UNITS * 3 for x in (name, kind, flag, "Chưa đủ số đảng viên ở cơ quan")]
+    out = decode_cells(heads + rows)
+    assert out[5] == "Ghi chú"
+    assert out[len(heads):] == rows
+    with pytest.raises(ValueError):
+        decode_cells(["a"], positions=[])

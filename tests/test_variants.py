@@ -32,13 +32,7 @@ RETURNS = FIXTURES / "returns"
 EXPECTED: dict[str, dict] = json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))
 
 # Variations the reader does not yet get right, with the reason (owned by pipeline/ingest/text.py).
-KNOWN_FAILURES = {
-    "tcvn3_template_unicode_data": (
-        "text.py: in a workbook whose template text is TCVN3 (.VnTime), short Unicode cells typed in "
-        "Times New Roman ('Xã', 'có', 'không') follow the workbook's TCVN3 majority ('Xó', 'khụng'); "
-        "the cell's non-legacy font is not taken as evidence of Unicode"
-    ),
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -231,10 +225,6 @@ def test_two_periods_mixed_variations_end_to_end(tmp_path, register):
         con.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "text.py: an NBSP right after a capital Ã in Unicode text ('XÃ\\u00a0IA KA') is read as the "
-    "UTF-8-as-cp1252 form of 'à' and the name becomes 'XàIA KA'"
-))
 def test_nbsp_after_capital_a_tilde_is_not_mojibake():
     from pipeline.ingest.text import decode_cells
 

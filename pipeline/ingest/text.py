@@ -27,8 +27,9 @@ import json
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["ENCODINGS", "decode_cells", "decode_text", "detect_encoding", "nfc"]
 
@@ -163,13 +164,16 @@ _MOJIBAKE_HINT_RE = re.compile(
 _VN_DECODABLE = VN_LETTERS | set(_TONE_MARKS) | set(_MODIFIER_MARKS)
 _UNKNOWN = -1  # a byte replaced by U+FFFD
 _DROPPED = -2  # a byte lost without trace
+_QUESTION = -3  # a "?": a replaced byte inside a sequence, else a question mark
 
 
-def _to_bytes(s: str) -> list[int] | None:
+def _to_bytes(s: str, question_marks: bool = False) -> list[int] | None:
     out = []
     for ch in s:
         o = ord(ch)
-        if o < 0x100:
+        if question_marks and ch == "?":
+            out.append(_QUESTION)
+        elif o < 0x100:
             out.append(o)
         elif ch in _CHAR_TO_BYTE:
             out.append(_CHAR_TO_BYTE[ch])
@@ -218,10 +222,23 @@ def _unmojibake(s: str) -> tuple[str, int, int, int] | None:
     """
     if "\\x" in s:
         s = _BACKSLASH_RE.sub(lambda m: chr(int(m.group(1), 16)), s)
-    bs = _to_bytes(s)
+    res = _unmojibake_bytes(s, False)
+    if "?" in s:
+        # Some converters write "?" for the bytes cp1252 leaves undefined
+        # ("Ä?ak" for "Đak").  A "?" is read as a byte only where a sequence
+        # lacks one, and only when every sequence then decodes: a question
+        # mark after a complete letter stays one.
+        alt = _unmojibake_bytes(s, True)
+        if alt is not None and alt[3] == 0 and (alt[1] or alt[2]):
+            return alt
+    return res
+
+
+def _unmojibake_bytes(s: str, question_marks: bool) -> tuple[str, int, int, int] | None:
+    bs = _to_bytes(s, question_marks)
     if bs is None:
         return None
-    if _UNKNOWN not in bs:
+    if _UNKNOWN not in bs and _QUESTION not in bs:
         try:
             text = bytes(bs).decode("utf-8")
         except UnicodeDecodeError:
@@ -233,8 +250,8 @@ def _unmojibake(s: str) -> tuple[str, int, int, int] | None:
     i, n = 0, len(bs)
     while i < n:
         b = bs[i]
-        if 0 <= b < 0x80:
-            pieces.append(chr(b))
+        if 0 <= b < 0x80 or b == _QUESTION:
+            pieces.append(s[i])
             i += 1
             continue
         need = _seq_len(b) if b >= 0 else 0
@@ -246,11 +263,12 @@ def _unmojibake(s: str) -> tuple[str, int, int, int] | None:
         cont: list[int] = []
         j = i + 1
         while len(cont) < need:
-            if j < n and (bs[j] == _UNKNOWN or 0x80 <= bs[j] <= 0xBF):
+            if j < n and (bs[j] in (_UNKNOWN, _QUESTION) or 0x80 <= bs[j] <= 0xBF):
                 cont.append(bs[j])
                 j += 1
             else:
                 cont.append(_DROPPED)
+        cont = [_UNKNOWN if x == _QUESTION else x for x in cont]
         holes = [k for k, x in enumerate(cont) if x < 0]
         if not holes:
             try:
@@ -282,16 +300,44 @@ _CONT = "[\x80-\xbf" + "".join(_CHAR_TO_BYTE) + "\udc80-\udcbf]"
 _EXACT_SEQ_RE = re.compile(f"[\xc2-\xdf]{_CONT}|\xe1{_CONT}{{2}}")
 
 
-def _repair_seq(m: re.Match[str]) -> str:
-    res = _unmojibake(m.group())
+def _repair_seq(m: re.Match[str], *, lookalikes: bool = False) -> str:
+    piece = m.group()
+    # "Ã" + NBSP is the mojibake of "à" but also a genuine capital Ã before a
+    # no-break space ("XÃ\u00a0IA KA"): such pieces, made only of letters and
+    # spaces Vietnamese uses, are repaired only in the second pass below.
+    if not lookalikes and _is_lookalike(piece):
+        return piece
+    res = _unmojibake(piece)
     if res is not None and res[1] == 1 and res[3] == 0 and res[0] in _VN_DECODABLE:
         return res[0]
-    return m.group()
+    return piece
+
+
+def _is_lookalike(piece: str) -> bool:
+    return all(ch in VN_LETTERS or ch.isspace() for ch in piece)
+
+
+# A no-break space that separates nothing (at the end, before a space or a
+# sign) after a lead-byte letter is the second byte of "à", "Ġ"…, not a space.
+_DANGLING_NBSP_RE = re.compile("[\xc2-\xdf]\xa0(?![^\\W_])")
+
+
+def _raw_penalty(s: str) -> int:
+    """Plausibility of a string as it stands, when weighed against its mojibake decoding."""
+    return _penalty(s) + len(_DANGLING_NBSP_RE.findall(s))
 
 
 def _repair_partial(s: str) -> str:
-    """Fix mojibake pieces inside otherwise Unicode text ("Chư PÄƒh")."""
-    return _EXACT_SEQ_RE.sub(_repair_seq, s)
+    """Fix mojibake pieces inside otherwise Unicode text ("Chư PÄƒh").
+
+    Pieces that read as Vietnamese letters themselves are repaired only when
+    that makes the whole string read as better Vietnamese.
+    """
+    out = _EXACT_SEQ_RE.sub(_repair_seq, s)
+    if not any(_is_lookalike(m.group()) for m in _EXACT_SEQ_RE.finditer(out)):
+        return out
+    full = _EXACT_SEQ_RE.sub(functools.partial(_repair_seq, lookalikes=True), out)
+    return full if _penalty(nfc(full)) < _raw_penalty(out) else out
 
 
 def _resolve_guesses(pieces: list) -> list[str]:
@@ -462,15 +508,17 @@ def _evaluate(s: str) -> _Verdict:
     scores: dict[str, int] = {"unicode": _penalty(s)}
     if _MOJIBAKE_HINT_RE.search(s):
         # The Unicode reading includes repairing mojibake pieces in it.
+        raw = scores["unicode"] + len(_DANGLING_NBSP_RE.findall(s))
         scores["unicode"] = min(scores["unicode"], _penalty(_repair_partial(s)))
         res = _unmojibake(s)
         if res is not None and res[3] == 0 and (res[1] or res[2]):
             score = _penalty(nfc(res[0]))
-            if res[1] and score <= scores["unicode"] + 2:
+            if res[1] and score < raw and score <= scores["unicode"] + 2:
                 # Genuine Vietnamese text almost never holds a valid UTF-8
                 # sequence in Latin-1 lookalikes (a letter right before a
-                # cp1252 symbol), so an exact one settles it unless the
-                # decoded text reads clearly worse.
+                # cp1252 symbol), so an exact one settles it when the decoded
+                # text reads better than the string as it stands: "Ã" + NBSP
+                # is "à" in "ThÃ\u00a0nh" but a capital Ã in "XÃ\u00a0IA".
                 return _Verdict("mojibake", frozenset({"mojibake"}), True)
             scores["mojibake"] = score
     if _LATIN1_HIGH_RE.search(s):
@@ -506,6 +554,7 @@ def font_encoding(font: str | None) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=65536)
 def _apply(s: str, enc: str | None, *, guess_case: bool = False) -> str:
     if enc == "tcvn3":
         out = _decode_tcvn3(s)
@@ -584,44 +633,167 @@ def _decode_cached(s: str, fenc: str | None, hint: str | None) -> str:
     return _apply(s, enc, guess_case=True)
 
 
-def decode_cells(values: Sequence[str], fonts: Sequence[str | None] | None = None) -> list[str]:
-    """Decode a whole workbook's strings, letting the majority settle ambiguous ones.
+Position = tuple[Hashable, int, int]
 
-    Strings with clear evidence (or a legacy font) vote; an ambiguous string
-    takes the majority encoding when it reads plausibly in it.  Non-strings
-    pass through untouched, so a sheet's raw cell values can be given as-is.
+# How far (in cells) neighbours count as evidence for an ambiguous string:
+# far enough to reach past a blank or numeric cell or two, near enough to
+# stay inside the block (template headings or typed-in data) it belongs to.
+_RADIUS_GRID = 3
+_RADIUS_LIST = 4
+
+
+def decode_cells(
+    values: Sequence[Any],
+    fonts: Sequence[str | None] | None = None,
+    positions: Sequence[Position] | None = None,
+) -> list[Any]:
+    """Decode a whole workbook's strings; neighbours, then the majority, settle ambiguous ones.
+
+    Strings with clear evidence (or a legacy font) vote.  An ambiguous string
+    ("Hoà": Unicode, or VNI "Hồ") takes the encoding its nearest voting
+    neighbours agree on, else the workbook's majority, when it reads
+    plausibly in it: a template typed in one encoding and data typed in
+    another are settled block by block.  Neighbours are cells within
+    ``_RADIUS_GRID`` rows/columns when ``positions`` gives each value's
+    ``(sheet, row, column)``, else values within ``_RADIUS_LIST`` places in
+    the list (give the values row by row).
+
+    ``fonts`` (aligned with ``values``) are the cells' font names when the
+    workbook uses legacy fonts: ``.Vn*``/``VNI-*`` decide the cell, any other
+    named font (Times New Roman, Arial…) is evidence of Unicode that keeps a
+    plausible Unicode string as it is, and None leaves the cell to its text.
+
+    Non-strings pass through untouched, so raw cell values can be given as-is.
     """
-    if fonts is not None and len(fonts) != len(values):
+    n = len(values)
+    if fonts is not None and len(fonts) != n:
         raise ValueError("fonts must be aligned with values")
+    if positions is not None and len(positions) != n:
+        raise ValueError("positions must be aligned with values")
     strong: Counter[str] = Counter()
     weak: Counter[str] = Counter()
-    plan: list[tuple[str | None, _Verdict | None]] = []
+    fencs: list[str | None] = [None] * n
+    verdicts: list[_Verdict | None] = [None] * n
+    ambiguous: list[int] = []
     for idx, s in enumerate(values):
-        fenc = font_encoding(fonts[idx]) if fonts is not None else None
+        font = fonts[idx] if fonts is not None else None
+        fenc = font_encoding(font) if font else None
+        fencs[idx] = fenc
         if not isinstance(s, str) or s.isascii():
-            plan.append((fenc, None))
             continue
         if fenc is not None and not _UNICODE_ONLY_RE.search(s):
             v = _Verdict(fenc, frozenset({_family(fenc)}), True)
         else:
             v = _evaluate(s)
+            if font and fenc is None and not v.definite and "unicode" in v.plausible:
+                # A Unicode font shows legacy codes as gibberish, so whoever
+                # typed the cell saw Unicode (or mojibake, also in such fonts).
+                kept = v.plausible & {"unicode", "mojibake"}
+                v = _Verdict("unicode", kept, kept == {"unicode"})
+        verdicts[idx] = v
         if v.definite:
             strong[_family(v.choice)] += 1
-        elif v.choice is not None and v.choice != "unicode":
-            weak[v.choice] += 1
-        plan.append((fenc, v))
+        elif v.choice is not None:
+            ambiguous.append(idx)
+            if v.choice != "unicode":
+                weak[v.choice] += 1
     votes = strong or weak
     majority = votes.most_common(1)[0][0] if votes else None
-    out: list = []
-    for s, (fenc, v) in zip(values, plan):
+    local: dict[str, str | None] = {}
+    if len(strong) > 1 and ambiguous:  # with one kind of evidence the neighbours say what the majority says
+        local = _local_choices(values, verdicts, positions, ambiguous)
+    out: list[Any] = []
+    for idx, s in enumerate(values):
+        v, fenc = verdicts[idx], fencs[idx]
         if not isinstance(s, str):
             out.append(s)
         elif v is None:
             out.append(s.strip().upper() if fenc == "tcvn3_upper" else s.strip())
         elif v.definite:
             out.append(_apply(s, v.choice, guess_case=fenc is None))
-        elif majority is not None and majority in v.plausible:
-            out.append(_apply(s, majority, guess_case=True))
         else:
-            out.append(_apply(s, v.choice, guess_case=True))
+            enc = v.choice
+            near = local.get(s)
+            if near is not None and near in v.plausible:
+                enc = near
+            elif majority is not None and majority in v.plausible:
+                enc = majority
+            out.append(_apply(s, enc, guess_case=True))
     return out
+
+
+def _local_choices(
+    values: Sequence[Any],
+    verdicts: list[_Verdict | None],
+    positions: Sequence[Position] | None,
+    ambiguous: list[int],
+) -> dict[str, str | None]:
+    """Per ambiguous string, the encoding the voting cells around its occurrences agree on."""
+    where: dict[int, Hashable] = {}
+    voters: dict[Hashable, str] = {}
+    rank = 0
+    for idx, v in enumerate(verdicts):
+        if v is None:
+            continue
+        # Without positions, distance counts only the strings that can carry
+        # evidence: codes and numbers typed as text sit between them.
+        where[idx] = positions[idx] if positions is not None else rank
+        rank += 1
+        if v.definite:
+            voters[where[idx]] = _family(v.choice)
+    local: dict[str, str | None] = {}
+    # Two rounds: strings settled by their neighbours in the first ("xã",
+    # "có" in every data row) then vote for the rest, such as the first data
+    # row right under headings typed in another encoding.
+    for _round in range(2):
+        # The same string is typed the same way throughout a workbook, so the
+        # neighbours of all its occurrences vote together.
+        weights: dict[str, dict[str, float]] = {}
+        for idx in ambiguous:
+            _local_weights(voters, where[idx], weights.setdefault(values[idx], {}))
+        settled: dict[str, str] = {}
+        for s, weight in weights.items():
+            near = _leader(weight)
+            if near is not None:
+                settled[s] = near
+            elif weight.get("unicode", 0.0) >= 1.0:
+                # Unicode right next to it, legacy text too: a string that
+                # reads as valid Unicode is kept rather than handed to the
+                # workbook's majority.
+                near = "unicode"
+            local[s] = near
+        if _round == 0:
+            voters = dict(voters)
+            for idx in ambiguous:
+                fam = settled.get(values[idx])
+                if fam is not None and fam in verdicts[idx].plausible:  # type: ignore[union-attr]
+                    voters[where[idx]] = fam
+    return local
+
+
+def _local_weights(voters: dict[Hashable, str], at: Hashable, weight: dict[str, float]) -> None:
+    """Add the votes of the cells around ``at`` to ``weight``, nearer ones weighing more."""
+    if isinstance(at, int):
+        for d in range(1, _RADIUS_LIST + 1):
+            for key in (at - d, at + d):
+                fam = voters.get(key)
+                if fam is not None:
+                    weight[fam] = weight.get(fam, 0.0) + 1.0 / d
+        return
+    sheet, row, col = at  # type: ignore[misc]
+    for dr in range(-_RADIUS_GRID, _RADIUS_GRID + 1):
+        for dc in range(-_RADIUS_GRID, _RADIUS_GRID + 1):
+            if dr or dc:
+                fam = voters.get((sheet, row + dr, col + dc))
+                if fam is not None:
+                    weight[fam] = weight.get(fam, 0.0) + 1.0 / max(abs(dr), abs(dc))
+
+
+def _leader(weight: dict[str, float]) -> str | None:
+    if not weight:
+        return None
+    ranked = sorted(weight.items(), key=lambda kv: kv[1], reverse=True)
+    best, top = ranked[0]
+    runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
+    # One adjacent cell, or two a step further, and a clear lead.
+    return best if top >= 1.0 and top > 1.5 * runner_up else None
