@@ -85,17 +85,34 @@ def label_key(text: Any) -> str:
     """Normalise a label for comparison: NFC, casefold, đ→d, no diacritics, no punctuation."""
     if text is None:
         return ""
-    s = unicodedata.normalize("NFC", str(text))
+    return _label_key(text if type(text) is str else str(text))
+
+
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+# Cell texts repeat across rows and returns (template headers, the same unit names
+# every period), so normalising each distinct text once pays for the cache.
+@lru_cache(maxsize=65536)
+def _label_key(s: str) -> str:
+    s = unicodedata.normalize("NFC", s)
     s = s.replace("đ", "d").replace("Đ", "d").replace("ð", "d").replace("Ð", "d")
     s = unicodedata.normalize("NFD", s.casefold())
     s = "".join(ch for ch in s if not unicodedata.combining(ch))
-    s = re.sub(r"[\W_]+", " ", s)
+    s = _NON_WORD.sub(" ", s)
     return " ".join(s.split())
 
 
 def _tokens(text: Any) -> tuple[str, ...]:
+    if text is None:
+        return ()
+    return _str_tokens(text if type(text) is str else str(text))
+
+
+@lru_cache(maxsize=65536)
+def _str_tokens(s: str) -> tuple[str, ...]:
     out: list[str] = []
-    for tok in label_key(text).split():
+    for tok in _label_key(s).split():
         out.extend(_ABBREVIATIONS.get(tok, (tok,)))
     return tuple(out)
 
@@ -184,7 +201,9 @@ def _blank(v: Any) -> bool:
 
 
 def _text(v: Any) -> str:
-    if _blank(v):
+    if isinstance(v, str):
+        return _str_text(v)
+    if v is None:
         return ""
     if isinstance(v, (dt.datetime, dt.date)):
         return v.strftime("%d/%m/%Y")
@@ -193,8 +212,21 @@ def _text(v: Any) -> str:
     return " ".join(str(v).split())
 
 
+@lru_cache(maxsize=65536)
+def _str_text(v: str) -> str:
+    return " ".join(v.split())
+
+
+# Any character that could be a letter; str.isalpha() confirms (a few numeric
+# symbols such as "½" are word characters but not letters).
+_MAYBE_ALPHA = re.compile(r"[^\W\d_]")
+
+
 def _is_label(v: Any) -> bool:
-    return isinstance(v, str) and any(ch.isalpha() for ch in v)
+    if not isinstance(v, str):
+        return False
+    m = _MAYBE_ALPHA.search(v)
+    return m is not None and (m.group().isalpha() or any(ch.isalpha() for ch in v))
 
 
 def _is_numeric(v: Any) -> bool:
@@ -203,9 +235,14 @@ def _is_numeric(v: Any) -> bool:
     if isinstance(v, (int, float, dt.date, dt.datetime)):
         return True
     if isinstance(v, str):
-        s = v.replace("\xa0", " ").strip().replace(" ", "")
-        return bool(s) and bool(_NUMBER_TEXT_RE.match(s))
+        return _str_is_numeric(v)
     return False
+
+
+@lru_cache(maxsize=65536)
+def _str_is_numeric(v: str) -> bool:
+    s = v.replace("\xa0", " ").strip().replace(" ", "")
+    return bool(s) and bool(_NUMBER_TEXT_RE.match(s))
 
 
 def _cell(rows: list[list[Any]], r: int, c: int) -> Any:
@@ -339,15 +376,23 @@ def _find_header(sheet: Sheet):
     limit = min(len(rows), HEADER_SEARCH_ROWS)
     width = max((len(rows[r]) for r in range(min(len(rows), limit + 1))), default=0)
     merges = _Merges(sheet, limit + 1, width)
+    merged_rows = {r for r, _ in merges.at}
+    # Each row is looked at as a header row and as the row under one: its label
+    # count and whether it reads as data are worked out once.
+    label_counts = [sum(1 for v in rows[r] if _is_label(v)) for r in range(min(len(rows), limit + 1))]
+    data_like: dict[int, bool] = {}
     best = None
     best_key = None
     for r in range(limit):
-        text_cells = sum(1 for v in rows[r] if _is_label(v))
+        text_cells = label_counts[r]
         candidates = []
         if text_cells >= 3:
             candidates.append(([r], _columns_single(rows, r)))
-        if r + 1 < len(rows) and not _row_is_data_like(rows[r + 1]) and any(_is_label(v) for v in rows[r + 1]):
-            if text_cells or any((r, c) in merges.at for c in range(width)):
+        if r + 1 < len(rows) and label_counts[r + 1] and (text_cells or r in merged_rows):
+            below = data_like.get(r + 1)
+            if below is None:
+                below = data_like[r + 1] = _row_is_data_like(rows[r + 1])
+            if not below:
                 candidates.append(([r, r + 1], _columns_pair(rows, merges, r, width)))
         for header_rows, columns in candidates:
             if len(columns) < 3:
