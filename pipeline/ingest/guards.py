@@ -76,25 +76,34 @@ def sniff_format(data: bytes) -> str:
 
 def check_bytes(data: bytes, file_name: str, limits: Limits = Limits()) -> Issue | None:
     """The refusal for a file that must not reach a parser, or None if it may be parsed."""
+    return screen_bytes(data, file_name, limits)[1]
+
+
+def screen_bytes(data: bytes, file_name: str, limits: Limits = Limits()) -> tuple[str, Issue | None]:
+    """``(format, refusal)``: ``check_bytes`` and ``sniff_format`` with the container opened once.
+
+    The format is ``sniff_format(data)``, except for a file refused before it is
+    sniffed (empty: 'empty'; over the size limit: 'unknown').
+    """
     if not data or data.count(0) == len(data):
         detail = "0 byte" if not data else "toàn byte 0"
-        return make_issue("file_empty", file=file_name, detail=detail)
+        return "empty", make_issue("file_empty", file=file_name, detail=detail)
     if len(data) > limits.max_file_bytes:
         detail = f"{_size(len(data))}, giới hạn {_size(limits.max_file_bytes)}"
-        return make_issue("file_too_large", file=file_name, detail=detail)
-
-    fmt, detail = _sniff(data)
+        return "unknown", make_issue("file_too_large", file=file_name, detail=detail)
+    zf = _open_zip(data) if data[:4] in _ZIP_MAGICS else None
+    fmt, detail = _sniff(data, zf)
     if fmt in ENCRYPTED_FORMATS:
-        return make_issue("file_encrypted", file=file_name, detail=detail)
+        return fmt, make_issue("file_encrypted", file=file_name, detail=detail)
     if fmt == "zip_damaged":
-        return _zip_damage(data, file_name)
+        return fmt, _zip_damage(data, file_name)
     if fmt == "ole_damaged":
-        return _ole_damage(data, file_name)
+        return fmt, _ole_damage(data, file_name)
     if fmt in ("xlsx", "xlsm", "xlsb", "ods"):
-        return _check_zip(data, fmt, file_name, limits)
+        return fmt, _check_zip(data, fmt, file_name, limits, zf)
     if fmt == "xls":
-        return _check_xls(data, file_name, limits)
-    return make_issue("file_not_spreadsheet", file=file_name, detail=detail)
+        return fmt, _check_xls(data, file_name, limits)
+    return fmt, make_issue("file_not_spreadsheet", file=file_name, detail=detail)
 
 
 def check_sheet_dimensions(rows: int, cols: int, limits: Limits = Limits()) -> bool:
@@ -105,12 +114,23 @@ def check_sheet_dimensions(rows: int, cols: int, limits: Limits = Limits()) -> b
 # --------------------------------------------------------------------- sniffing
 
 
-def _sniff(data: bytes) -> tuple[str, str]:
-    """(format, Vietnamese description for a refusal)."""
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError, zlib.error)
+
+
+def _open_zip(data: bytes) -> zipfile.ZipFile | None:
+    """The zip's central directory, or None when it cannot be read (a damaged container)."""
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except _ZIP_ERRORS:
+        return None
+
+
+def _sniff(data: bytes, zf: zipfile.ZipFile | None = None) -> tuple[str, str]:
+    """(format, Vietnamese description for a refusal); ``zf`` is the already opened zip, if any."""
     if not data or data.count(0) == len(data):
         return "empty", "tệp rỗng"
     if data[:4] in _ZIP_MAGICS:
-        return _sniff_zip(data)
+        return _sniff_zip(zf if zf is not None else _open_zip(data))
     if data[:8] == _OLE_MAGIC:
         return _sniff_ole(data)
     head = data[:1024]
@@ -136,9 +156,10 @@ _BINARY_MAGICS = (
 )
 
 
-def _sniff_zip(data: bytes) -> tuple[str, str]:
+def _sniff_zip(zf: zipfile.ZipFile | None) -> tuple[str, str]:
+    if zf is None:
+        return "zip_damaged", "tệp nén ZIP bị hỏng"
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
         names = {i.filename for i in zf.infolist()}
         if "xl/workbook.xml" in names:
             types = _read_small(zf, "[Content_Types].xml") if "[Content_Types].xml" in names else b""
@@ -148,7 +169,7 @@ def _sniff_zip(data: bytes) -> tuple[str, str]:
         if "xl/workbook.bin" in names:
             return "xlsb", "bảng tính Excel nhị phân (.xlsb)"
         mime = _read_small(zf, "mimetype").strip() if "mimetype" in names else b""
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError, zlib.error):
+    except _ZIP_ERRORS:
         return "zip_damaged", "tệp nén ZIP bị hỏng"
     if mime.startswith(_ODS_MIME):
         return "ods", "bảng tính OpenDocument (.ods)"
@@ -224,8 +245,8 @@ def _zip_damage(data: bytes, file_name: str) -> Issue:
     return make_issue("file_corrupt", file=file_name, detail="cấu trúc tệp nén ZIP bị hỏng")
 
 
-def _check_zip(data: bytes, fmt: str, file_name: str, limits: Limits) -> Issue | None:
-    zf = zipfile.ZipFile(io.BytesIO(data))
+def _check_zip(data: bytes, fmt: str, file_name: str, limits: Limits, zf: zipfile.ZipFile | None = None) -> Issue | None:
+    zf = zf if zf is not None else zipfile.ZipFile(io.BytesIO(data))
     infos = [i for i in zf.infolist() if not i.is_dir()]
 
     def bomb(detail: str) -> Issue:
@@ -259,15 +280,23 @@ def _check_zip(data: bytes, fmt: str, file_name: str, limits: Limits) -> Issue |
     for i in infos:
         is_xml = i.filename.lower().endswith((".xml", ".rels", ".vml", ".rdf"))
         entity_scan = _EntityScan() if is_xml else None
-        extent = _SheetExtent() if fmt in ("xlsx", "xlsm") and _WORKSHEET_PART.match(i.filename) else None
+        is_sheet = fmt in ("xlsx", "xlsm") and _WORKSHEET_PART.match(i.filename) is not None
+        # A sheet part of ordinary size is kept whole for the regex fast path;
+        # a large one streams through expat so it never sits in memory.
+        whole: list[bytes] | None = [] if is_sheet and i.file_size <= _WHOLE_PART_BYTES else None
+        extent = _SheetExtent() if is_sheet and whole is None else None
         try:
             for chunk in _inflate(data, i):
                 if entity_scan is not None and entity_scan.feed(chunk):
                     return make_issue("file_xml_entities", file=file_name, detail=i.filename)
-                if extent is not None:
+                if whole is not None:
+                    whole.append(chunk)
+                elif extent is not None:
                     extent.feed(chunk)
         except _Damage as exc:
             return make_issue(exc.code, file=file_name, detail=exc.detail)
+        if whole is not None:
+            extent = _sheet_extent(b"".join(whole))
         if extent is not None:
             extent.feed(b"", final=True)
             if extent.error is not None:
@@ -373,6 +402,59 @@ class _EntityScan:
 
 _WORKSHEET_PART = re.compile(r"^xl/worksheets/[^/]+\.xml$", re.IGNORECASE)
 _HUGE = 10**9
+_WHOLE_PART_BYTES = 32 * MB
+
+# Fast path for the furthest cell. Every place a <c> element can start ("<c"
+# then whitespace, "/" or ">") is counted; the strict pattern below reads a
+# start tag exactly as an XML parser would, but only in the plain form writers
+# produce: double-quoted values free of < > & and exactly one r="A1"-style
+# reference. When every start is matched by it, the references it read are the
+# sheet's cells; otherwise (or with comments, CDATA, processing instructions,
+# namespace prefixes, non-UTF-8 text) expat decides, as before.
+_CELL_STARTS = (b"<c ", b"<c\t", b"<c\r", b"<c\n", b"<c/", b"<c>")
+_ATTR = rb'[ \t\r\n]+(?!r=)[A-Za-z_][\w:.-]*="[^"<>&]*"'
+_STRICT_CELL = re.compile(
+    rb"<c(?:" + _ATTR + rb')*[ \t\r\n]+r="([A-Z]{1,3})([0-9]{1,7})"(?:' + _ATTR + rb")*[ \t\r\n]*(/>|></c>|>)"
+)
+_PREFIXED_CELL = re.compile(rb"<[A-Za-z_][\w.-]*:c[ \t\r\n/>]")
+
+
+class _KnownExtent:
+    """The result of the fast path, shaped like a finished _SheetExtent."""
+
+    error: str | None = None
+
+    def __init__(self, max_row: int, max_col: int) -> None:
+        self.max_row = max_row
+        self.max_col = max_col
+
+    def feed(self, chunk: bytes, final: bool = False) -> None:
+        pass
+
+
+def _sheet_extent(xml: bytes) -> _KnownExtent | _SheetExtent:
+    """The furthest value-bearing cell of a whole worksheet part: regex when it is plain, else expat."""
+    found = _plain_cells(xml)
+    if found is not None:
+        return _KnownExtent(*found)
+    extent = _SheetExtent()
+    extent.feed(xml)
+    return extent
+
+
+def _plain_cells(xml: bytes) -> tuple[int, int] | None:
+    if b"\x00" in xml or b"<!" in xml or xml.find(b"<?", 1) != -1 or _PREFIXED_CELL.search(xml):
+        return None
+    starts = sum(xml.count(s) for s in _CELL_STARTS)
+    cells = _STRICT_CELL.findall(xml)
+    if len(cells) != starts:
+        return None
+    # Cells without a child (<c r="A5" s="3"/>, <c …></c>) hold no value; calamine skips them.
+    letters = {c[0] for c in cells if c[2] == b">"}
+    if not letters:
+        return 0, 0
+    max_row = max(map(int, [c[1] for c in cells if c[2] == b">"]))
+    return max_row, max(_col_number(x.decode()) for x in letters)
 
 
 class _SheetExtent:

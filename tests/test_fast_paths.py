@@ -1,0 +1,106 @@
+"""The fast paths added for speed give the same answers as the slow ones they replace."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import hostile
+import pytest
+
+from pipeline.ingest.guards import _SheetExtent, _plain_cells, check_bytes, screen_bytes, sniff_format
+
+HEAD = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+TAIL = b"</sheetData></worksheet>"
+
+
+def _expat(xml: bytes) -> tuple[int, int]:
+    e = _SheetExtent()
+    e.feed(xml, final=True)
+    assert e.error is None
+    return e.max_row, e.max_col
+
+
+PLAIN = [
+    b'<row r="1"><c r="A1" t="s"><v>0</v></c><c r="K1" s="2"><v>3</v></c></row>',
+    b'<row r="2"><c r="B2" s="1"/><c r="C40"><f>1+1</f></c></row>',  # valueless cell ignored
+    b'<row r="9"><c r="Z9" s="3"></c><c s="1" r="AB7" t="inlineStr"><is><t>x</t></is></c></row>',
+    b'<row r="3">\n  <c\n r="D3"\tt="n"><v>1</v></c>\n</row>',
+    b"",
+]
+
+
+@pytest.mark.parametrize("body", PLAIN)
+def test_plain_sheets_take_the_fast_path_with_expats_answer(body):
+    xml = HEAD + body + TAIL
+    assert _plain_cells(xml) == _expat(xml)
+
+
+UNUSUAL = [
+    b"<row><c t=\"n\"><v>1</v></c></row>",  # no r: position follows the predecessor
+    b"<row r=\"5\"><c r='A5'><v>1</v></c></row>",  # single quotes
+    b'<row r="5"><c x="a>b" r="A900000"><v>1</v></c></row>',  # ">" inside a value
+    b'<row r="5"><x:c xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main" r="A7"><v>1</v></x:c></row>',
+    b'<row r="5"><c r="&#65;7"><v>1</v></c></row>',  # character reference
+    b'<row r="5"><c r="a7"><v>1</v></c></row>',  # lower case
+    b'<row r="5"><c r = "A7"><v>1</v></c></row>',  # spaces around "="
+    b'<!-- <c r="XFD1"> --><row r="5"><c r="A5"><v>1</v></c></row>',
+    b'<row r="5"><c r="A5"><v><![CDATA[1]]></v></c></row>',
+    b'<row r="5"><c r="XFDA5"><v>1</v></c></row>',  # four letters
+]
+
+
+@pytest.mark.parametrize("body", UNUSUAL)
+def test_anything_unusual_falls_back_to_expat(body):
+    assert _plain_cells(HEAD + body + TAIL) is None
+
+
+def test_utf16_sheet_falls_back():
+    xml = (HEAD + PLAIN[0] + TAIL).decode().replace("UTF-8", "UTF-16").encode("utf-16")
+    assert _plain_cells(xml) is None
+
+
+def _xlsx_with_sheet_body(body: bytes) -> bytes:
+    src = zipfile.ZipFile(io.BytesIO(hostile.good_xlsx_bytes()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"</sheetData>", body + b"</sheetData>")
+            dst.writestr(info.filename, data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>',
+        b"<row r='900000'><c r='A900000'><v>1</v></c></row>",
+        b'<row r="6"><c r="A6"/><c r="A900000" ><v>1</v></c></row>',
+        b'<row r="7"><c r="&#65;900000"><v>1</v></c></row>',
+        b'<row r="8"><c r="A8"/><c s="1" r="IA8"><v>1</v></c></row>',  # too many columns (IA = 235)
+    ],
+)
+def test_far_cells_are_refused_whichever_path_reads_them(body):
+    issue = check_bytes(_xlsx_with_sheet_body(body), "far.xlsx")
+    assert issue is not None and issue.code == "file_too_many_rows"
+
+
+def test_far_formatting_without_value_still_passes():
+    assert check_bytes(_xlsx_with_sheet_body(b'<row r="900000"><c r="Z900000" s="0"/><c r="Y900000"></c></row>'), "ok.xlsx") is None
+
+
+def test_malformed_plain_sheet_is_still_corrupt_or_readable_never_far():
+    # Not well-formed, but no cell is far: whichever path reads it, it is not refused as too big.
+    issue = check_bytes(_xlsx_with_sheet_body(b'<row r="3"><c r="A3"><v>1</v></row>'), "bad.xlsx")
+    assert issue is None or issue.code == "file_corrupt"
+
+
+def test_screen_bytes_agrees_with_sniff_and_check(tmp_path):
+    for make in (hostile.good_xlsx, hostile.good_xls, hostile.good_ods, hostile.zip_bomb, hostile.truncated_xlsx, hostile.pdf_as_xlsx):
+        data = make(tmp_path).read_bytes()
+        fmt, issue = screen_bytes(data, "f.xlsx")
+        assert fmt == sniff_format(data)
+        expected = check_bytes(data, "f.xlsx")
+        assert (issue and issue.code) == (expected and expected.code)
