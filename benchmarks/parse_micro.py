@@ -20,7 +20,7 @@ from pathlib import Path
 from pipeline.ingest.guards import Limits, check_bytes, sniff_format
 from pipeline.ingest.layout import choose_sheet
 from pipeline.ingest.match import UnitMatcher
-from pipeline.ingest.parse import _decode_text, _match_units, _typed_rows, parse_return
+from pipeline.ingest.parse import _decode_text, _frame, _match_units, _typed_columns, parse_return
 from pipeline.ingest.read import read_workbook
 from pipeline.ingest.model import ParsedReturn
 from pipeline.register import load_register
@@ -80,20 +80,27 @@ def main(argv: list[str] | None = None) -> int:
 
         def typed(name, data):
             sheet, lay = choose_sheet(read_cache[name])
-            _typed_rows(sheet, lay)
+            _typed_columns(sheet, lay)
 
         def match(name, data):
             sheet, lay = choose_sheet(read_cache[name])
-            r = ParsedReturn(file_name=name, rows=_typed_rows(sheet, lay))
-            _match_units(r, matcher)
+            columns = _typed_columns(sheet, lay)
+            _match_units(ParsedReturn(file_name=name, title_lines=lay.title_lines), matcher, columns)
+
+        def frame(name, data):
+            sheet, lay = choose_sheet(read_cache[name])
+            columns = _typed_columns(sheet, lay)
+            _match_units(ParsedReturn(file_name=name, title_lines=lay.title_lines), matcher, columns)
+            _frame(columns)
 
         rows[1:1] = [
             ("check_bytes", lambda name, data: check_bytes(data, name, limits)),
             ("read_workbook", read),
             ("read + _decode_text", decode),
             ("choose_sheet (layout)", layout),
-            ("layout + _typed_rows", typed),
+            ("layout + _typed_columns", typed),
             ("layout + typed + _match_units", match),
+            ("layout + typed + match + _frame", frame),
         ]
     for label, fn in rows:
         med, best = _per_file(fn, payloads, args.reps)

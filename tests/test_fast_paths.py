@@ -104,3 +104,57 @@ def test_screen_bytes_agrees_with_sniff_and_check(tmp_path):
         assert fmt == sniff_format(data)
         expected = check_bytes(data, "f.xlsx")
         assert (issue and issue.code) == (expected and expected.code)
+
+
+def test_counts_beyond_64_bits_are_not_numbers():
+    from pipeline.ingest.values import parse_count
+
+    assert parse_count("100.000.000.000.000.000.000") == (None, "count_not_number")
+    assert parse_count(1e20) == (None, "count_not_number")
+    assert parse_count(2**63) == (None, "count_not_number")
+    assert parse_count(2**63 - 1) == (2**63 - 1, None)
+
+
+def test_rows_frame_has_the_documented_dtypes_and_keeps_values():
+    import datetime as dt
+
+    from pipeline.ingest.parse import _frame
+
+    frame = _frame(
+        {
+            "excel_row": [11, 12],
+            "unit_name": ["Xã Ia Ka", None],
+            "total_members": [12, None],
+            "eligible": [True, None],
+            "established_on": [dt.date(2015, 3, 2), None],
+            "code_conflict": [False, True],
+        }
+    )
+    assert list(frame.columns) == ["excel_row", "unit_name", "total_members", "eligible", "established_on", "code_conflict"]
+    assert [str(t) for t in frame.dtypes] == ["int64", "object", "Int64", "boolean", "object", "bool"]
+    assert frame["unit_name"].tolist() == ["Xã Ia Ka", None]
+    assert frame["total_members"].isna().tolist() == [False, True] and frame["total_members"].iloc[0] == 12
+    assert frame["eligible"].isna().tolist() == [False, True] and bool(frame["eligible"].iloc[0])
+    assert frame["established_on"].iloc[0] == dt.date(2015, 3, 2)
+    assert _frame({"excel_row": [], "unit_name": [], "total_members": []}).empty
+
+
+def test_rows_frame_is_the_same_without_the_block_constructor(monkeypatch):
+    from pipeline.ingest import parse
+
+    records = {
+        "excel_row": [11, 12, 13],
+        "unit_name": ["Xã Ia Ka", None, "Phường Tây Sơn"],
+        "total_members": [12, None, 7],
+        "has_cell": [True, False, None],
+        "note": [None, None, None],
+        "code_conflict": [False, True, False],
+    }
+    fast = parse._frame({k: list(v) for k, v in records.items()})
+    monkeypatch.setattr(parse, "_from_blocks", None)
+    slow = parse._frame({k: list(v) for k, v in records.items()})
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(fast, slow)
+    fast["matched_unit_code"] = ["1", None, "2"]  # the frame behaves like any other
+    assert fast.loc[fast["code_conflict"], "excel_row"].tolist() == [12]

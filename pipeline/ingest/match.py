@@ -18,6 +18,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import PurePath
 from typing import Any
 
@@ -231,8 +232,21 @@ class _Variant:
     type_hint: str | None
 
 
-def _variants(name: Any) -> list[_Variant]:
+def _variants(name: Any) -> tuple[_Variant, ...]:
     """Keys of a written name: prefix stripped first, then as written."""
+    if type(name) is str:
+        return _str_variants(name)
+    return _build_variants(name)
+
+
+# The same unit names come back in every period's returns (and twice per row:
+# district inference, then matching), so each distinct text is keyed once.
+@lru_cache(maxsize=65536)
+def _str_variants(name: str) -> tuple[_Variant, ...]:
+    return _build_variants(name)
+
+
+def _build_variants(name: Any) -> tuple[_Variant, ...]:
     tokens = _tokens(name)
     stripped, hint = _strip_unit_prefix(tokens)
     out: list[_Variant] = []
@@ -241,7 +255,7 @@ def _variants(name: Any) -> list[_Variant]:
         v = _Variant(_plain(joined), _toneless(joined), joined, h)
         if v.key and all(v.key != o.key for o in out):
             out.append(v)
-    return out
+    return tuple(out)
 
 
 # ----------------------------------------------------------------------- matcher

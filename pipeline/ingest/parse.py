@@ -10,11 +10,18 @@ import re
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from pandas.arrays import BooleanArray, IntegerArray
+
+try:  # public since pandas 3: build a frame from ready blocks, without per-column inference
+    from pandas.api.internals import create_dataframe_from_blocks as _from_blocks
+except ImportError:  # pragma: no cover - older pandas
+    _from_blocks = None
 
 from pipeline.checks.catalogue import make_issue
 from pipeline.ingest import values
-from pipeline.ingest.guards import Limits, check_bytes, sniff_format
+from pipeline.ingest.guards import Limits, screen_bytes
 from pipeline.ingest.layout import choose_sheet, column_letter, missing_required
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.model import FIELD_LABELS, FIELDS, Layout, ParsedReturn, Sheet
@@ -44,12 +51,11 @@ def parse_return(data: bytes, file_name: str, matcher: UnitMatcher, limits: Limi
     """Read one return from its bytes; every problem becomes an issue, never an exception."""
     limits = limits or Limits()
     result = ParsedReturn(file_name=file_name)
-    refusal = check_bytes(data, file_name, limits)
+    fmt, refusal = screen_bytes(data, file_name, limits)
     if refusal is not None:
         result.issues.append(refusal)
         return result
 
-    fmt = sniff_format(data)
     try:
         sheets = read_workbook(data, fmt, limits.max_sheet_rows, limits.max_sheet_cols)
     except ReadError as exc:
@@ -74,15 +80,17 @@ def parse_return(data: bytes, file_name: str, matcher: UnitMatcher, limits: Limi
         ref = f"{column_letter(col)}{layout.header_rows[-1] + 1}"
         result.issues.append(make_issue("extra_column", sheet=sheet.name, cell=ref, column=label, file=file_name))
 
-    result.rows = _typed_rows(sheet, layout)
+    columns = _typed_columns(sheet, layout)
     if layout.totals_row is not None:
         result.totals_row = layout.totals_row + 1
         result.totals = _typed_totals(sheet.rows[layout.totals_row], layout)
-    if result.rows.empty:
+    if not layout.data_rows:
+        result.rows = _frame(columns)
         result.issues.append(make_issue("no_units", sheet=sheet.name, file=file_name))
         return result
 
-    _match_units(result, matcher)
+    _match_units(result, matcher, columns)
+    result.rows = _frame(columns)
     result.as_of = find_as_of(layout.title_lines)
     return result
 
@@ -136,25 +144,73 @@ def _cell(row: list[Any], col: int | None) -> Any:
     return None if v == "" else v
 
 
-def _typed_rows(sheet: Sheet, layout: Layout) -> pd.DataFrame:
+def _typed_columns(sheet: Sheet, layout: Layout) -> dict[str, list]:
+    """The unit rows as plain lists per column, in ParsedReturn.rows' column order."""
     records: dict[str, list] = {"excel_row": [r + 1 for r in layout.data_rows]}
     raw_rows = [sheet.rows[r] for r in layout.data_rows]
     for f in FIELDS:
         col = layout.columns.get(f)
         raw = [_cell(row, col) for row in raw_rows]
         records[f"{f}_raw"] = raw
-        if f in _PARSERS:
-            parsed = [_PARSERS[f](v) for v in raw]
+        parser = _PARSERS.get(f)
+        if parser is not None:
+            parsed = [parser(v) for v in raw]
             records[f] = [p[0] for p in parsed]
             records[f"{f}_error"] = [p[1] for p in parsed]
         else:
             records[f] = [_clean_text(v) for v in raw]
-    frame = pd.DataFrame(records)
-    for f in ("total_members", "cell_members"):
-        frame[f] = pd.array(frame[f], dtype="Int64")
-    for f in ("eligible", "has_cell"):
-        frame[f] = pd.array(frame[f], dtype="boolean")
+    return records
+
+
+def _typed_rows(sheet: Sheet, layout: Layout) -> pd.DataFrame:
+    return _frame(_typed_columns(sheet, layout))
+
+
+# Columns with their own dtype; every other column is object (None for blank).
+_TYPED_COLUMNS = {
+    "excel_row": "int64",
+    "total_members": "Int64",
+    "cell_members": "Int64",
+    "eligible": "boolean",
+    "has_cell": "boolean",
+    "code_conflict": "bool",
+}
+
+
+def _frame(records: dict[str, list]) -> pd.DataFrame:
+    """One DataFrame from column lists: a single object block plus the typed columns.
+
+    pandas builds and type-infers a block per column when given a dict, which
+    costs more than reading a small return. Object columns keep None for blanks
+    and their values exactly as parsed.
+    """
+    names = list(records)
+    n_rows = len(records["excel_row"])
+    plain = [i for i, n in enumerate(names) if n not in _TYPED_COLUMNS]
+    block = np.empty((len(plain), n_rows), dtype=object)
+    for j, i in enumerate(plain):
+        block[j] = records[names[i]]
+    typed = [(i, _typed_array(records[names[i]], _TYPED_COLUMNS[names[i]])) for i, n in enumerate(names) if n in _TYPED_COLUMNS]
+    if _from_blocks is not None:
+        blocks = [(block, np.array(plain, dtype=np.intp))]
+        for i, arr in typed:
+            blocks.append((arr.reshape(1, -1) if isinstance(arr, np.ndarray) else arr, np.array([i], dtype=np.intp)))
+        return _from_blocks(blocks, index=pd.RangeIndex(n_rows), columns=pd.Index(names))
+    frame = pd.DataFrame(block.T, columns=[names[i] for i in plain], dtype=object, copy=False)
+    for i, arr in typed:
+        frame.insert(i, names[i], arr)
     return frame
+
+
+def _typed_array(values: list, dtype: str):
+    if dtype in ("int64", "bool"):
+        return np.array(values, dtype=dtype)
+    mask = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+    if dtype == "Int64":
+        data = np.fromiter((0 if v is None else v for v in values), dtype=np.int64, count=len(values))
+        return IntegerArray(data, mask)
+    data = np.fromiter((bool(v) for v in values), dtype=bool, count=len(values))
+    return BooleanArray(data, mask)
 
 
 def _typed_totals(row: list[Any], layout: Layout) -> dict[str, Any]:
@@ -170,10 +226,9 @@ def _typed_totals(row: list[Any], layout: Layout) -> dict[str, Any]:
     return totals
 
 
-def _match_units(result: ParsedReturn, matcher: UnitMatcher) -> None:
-    rows = result.rows
-    names = rows["unit_name"].tolist()
-    codes = rows["unit_code"].tolist()
+def _match_units(result: ParsedReturn, matcher: UnitMatcher, columns: dict[str, list]) -> None:
+    names = columns["unit_name"]
+    codes = columns["unit_code"]
     guess = matcher.infer_district(names, codes)
     result.district_code = guess.district_code
     result.district_counts = dict(guess.matched_per_district)
@@ -182,9 +237,9 @@ def _match_units(result: ParsedReturn, matcher: UnitMatcher) -> None:
     )
     result.filename_district_code = matcher.district_from_filename(result.file_name)
     matches = [matcher.match_unit(n, c, result.district_code) for n, c in zip(names, codes)]
-    rows["matched_unit_code"] = [m.unit_code for m in matches]
-    rows["match_method"] = [m.method for m in matches]
-    rows["code_conflict"] = [bool(m.code_conflict) for m in matches]
+    columns["matched_unit_code"] = [m.unit_code for m in matches]
+    columns["match_method"] = [m.method for m in matches]
+    columns["code_conflict"] = [bool(m.code_conflict) for m in matches]
 
 
 def _clean_text(v: Any) -> str | None:

@@ -116,6 +116,14 @@ _COUNT_SUFFIX = re.compile(r"\s*(?:đ\.?\s*/?\s*v\.?|đảng\s+viên|người|dv
 _WHOLE_TOL = 1e-9  # Excel shows 15 significant digits: 24.999999999999996 looks like 25
 
 
+# Counts are stored as 64-bit integers; a larger "count" is not a number of people.
+_MAX_COUNT = 2**63 - 1
+
+
+def _int_count(n: int) -> tuple[int | None, str | None]:
+    return (n, None) if -_MAX_COUNT <= n <= _MAX_COUNT else (None, "count_not_number")
+
+
 def _float_count(f: float) -> tuple[int | None, str | None]:
     if math.isnan(f):
         return None, None
@@ -123,7 +131,7 @@ def _float_count(f: float) -> tuple[int | None, str | None]:
         return None, "count_not_number"
     r = round(f)
     if abs(f - r) <= _WHOLE_TOL * max(1.0, abs(f)):
-        return int(r), None
+        return _int_count(int(r))
     return None, "count_not_integer"
 
 
@@ -146,7 +154,7 @@ def _text_count(s: str) -> tuple[int | None, str | None]:
     if frac and frac.strip("0"):
         return None, "count_not_integer"
     n = int(whole or "0")
-    return (-n if g["sign"] is not None and g["sign"] != "+" else n), None
+    return _int_count(-n if g["sign"] is not None and g["sign"] != "+" else n)
 
 
 def parse_count(v: Any) -> tuple[int | None, str | None]:
@@ -158,7 +166,7 @@ def parse_count(v: Any) -> tuple[int | None, str | None]:
     if t is float:
         return _float_count(v)
     if t is int:
-        return v, None
+        return _int_count(v)
     if v is None:
         return None, None
     if t is str:
@@ -169,7 +177,7 @@ def parse_count(v: Any) -> tuple[int | None, str | None]:
     if _is_missing(v):
         return None, None
     if isinstance(v, numbers.Integral):
-        return int(v), None
+        return _int_count(int(v))
     if isinstance(v, numbers.Real):
         return _float_count(float(v))
     return None, "count_not_number"
