@@ -418,3 +418,100 @@ def test_negative_total_is_not_also_exceeded():
     rows[1].update(total_members=-60)
     got = {i.code for i in check(make_return(rows, totals_row=None))}
     assert "count_negative" in got and "cell_members_exceed_total" not in got
+
+
+# ---------------------------------------------------------------- a period's returns at once
+
+
+def ia_grai_return(**kw) -> ParsedReturn:
+    """A 628 return without a unit-code column and without unit_name_raw in its rows."""
+    row = unit_row(11, "23800", "Thị trấn Ia Kha", unit_type="thi_tran", unit_type_raw="Thị trấn", total_members=90, cell_members=7)
+    del row["unit_name_raw"]
+    columns = {k: v for k, v in COLUMNS.items() if k != "unit_code"}
+    base = dict(file_name="Ia Grai.xlsx", columns=columns, district_code="628", title_district_code="628",
+                filename_district_code="628", district_counts={"628": 1})  # fmt: skip
+    base.update(kw)
+    return make_return([row], **base)
+
+
+def mixed_returns() -> list[ParsedReturn]:
+    def rows_with(n: int, **kw) -> list[dict]:
+        rows = clean_rows()
+        rows[n].update(kw)
+        return rows
+
+    dup = clean_rows() + [unit_row(14, "23737", "Ia Mơ Nông", cell_members=-2)]
+    unknown = clean_rows() + [unit_row(13, None, "Xã Không Có", unit_code_raw=None, matched_unit_code=None, match_method=None)]
+    blank_codes = clean_rows()
+    for r in blank_codes:
+        r.update(unit_code=None, unit_code_raw=None, match_method="name")
+    bad_values = rows_with(0, total_members=None, total_members_raw="nhiều", total_members_error="count_not_number")
+    bad_values[1].update(basis=None, basis_raw="???", basis_error="no_such_code_anywhere")
+    totals_off = make_return()
+    totals_off.totals["total_members"] = 150
+    text_dates = rows_with(1, established_on="2016-07-02")  # not what the parser gives, but must not leak across returns
+    return [
+        make_return(),
+        make_return(dup, totals_row=None),
+        make_return(unknown, district_code=None, title_district_code="628", district_counts={"627": 2, "628": 1}),
+        make_return(rows=[], district_counts={}, district_code=None),
+        make_return(blank_codes),
+        make_return(bad_values, filename_district_code="628", as_of=date(2016, 5, 31)),
+        totals_off,
+        make_return(rows_with(1, has_cell=False, established_on=date(2017, 1, 1), basis="HD28", basis_raw="HD 28", cell_members=0)),
+        make_return(rows_with(0, basis="HD28", established_on=date(2014, 1, 1), eligible=False, unit_type="thi_tran", code_conflict=True)),
+        ia_grai_return(),
+        make_return(text_dates),
+        make_return(rows_with(1, total_members=20, has_cell=False, established_on=None, basis=None, cell_members=None)),
+    ]
+
+
+def test_check_returns_equals_one_return_at_a_time():
+    returns = mixed_returns()
+    prev = previous(district_code=["627", "627"])
+    kw = dict(units=UNITS, districts=DISTRICTS, period=PERIOD, previous=prev, suggest=lambda name, district: ["Xã Ia Mơ Nông"])
+    together = R.check_returns(returns, **kw)
+    alone = [R.check_return(p, **kw) for p in returns]
+    assert together == alone
+    # Messages and parameters too (Issue equality leaves params out).
+    assert [[(i.message, i.action, i.params) for i in issues] for issues in together] == [
+        [(i.message, i.action, i.params) for i in issues] for issues in alone
+    ]
+    # The mix really is broken in many ways, and the clean return stays clean.
+    found = {i.code for issues in together for i in issues}
+    assert len(found) >= 20, found
+    assert together[0] == [] and together[3] == []
+    # Same answer in reverse order: no return's rows leak into another's.
+    assert R.check_returns(returns[::-1], **kw) == together[::-1]
+
+
+def test_check_returns_of_nothing():
+    assert R.check_returns([], units=UNITS, districts=DISTRICTS, period=PERIOD) == []
+
+
+def test_previous_of_all_districts_compares_each_return_with_its_own():
+    prev = pd.DataFrame(
+        {
+            "unit_code": ["23737", "23710", "23800"],
+            "has_cell": [True, True, True],
+            "total_members": [100, 60, 30],
+            # A district's last accepted period may be older than another's.
+            "period": ["2016-05", "2016-05", "2016-03"],
+            "district_code": ["627", "627", "628"],
+        }
+    )
+    chu_pah = make_return()
+    ia_grai = ia_grai_return()
+    # 628's file lists a 627 unit (itself an error): 627's history is not 628's to answer for.
+    stray = unit_row(12, "23737", "Xã Ia Mơ Nông", total_members=500, has_cell=False, established_on=None, basis=None, cell_members=0)
+    del stray["unit_name_raw"]
+    ia_grai.rows = pd.concat([ia_grai.rows, frame([stray])], ignore_index=True)
+    unknown = make_return(district_code=None)
+    got = R.check_returns([chu_pah, ia_grai, unknown], units=UNITS, districts=DISTRICTS, period=PERIOD, previous=prev)
+    assert got[0] == []
+    jumps = [i for i in got[1] if i.code == "members_jump"]
+    assert [i.cell for i in jumps] == ["E11"] and "tháng 3/2016" in jumps[0].message and "30 → 90" in jumps[0].message
+    assert not {"cell_disappeared"} & {i.code for i in got[1]}
+    assert ("unit_unknown", "C12") in codes(got[1])
+    # A return whose district is unknown has no history to compare with.
+    assert not {"members_jump", "cell_disappeared"} & {i.code for i in got[2]}

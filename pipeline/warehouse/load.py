@@ -10,7 +10,7 @@ import pandas as pd
 
 from pipeline.archive import FileVersion
 from pipeline.checks.catalogue import Issue, make_issue
-from pipeline.checks.rules import check_return
+from pipeline.checks.rules import check_returns
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.model import ParsedReturn
 from pipeline.register import Register
@@ -73,20 +73,22 @@ def check_versions(
     matcher: UnitMatcher,
     previous: pd.DataFrame,
 ) -> tuple[dict[str, list[Issue]], dict[str, Outcome]]:
+    """Check each distinct submitted content of a period once, all of them in one pass of the rules.
+
+    ``previous`` is every district's last accepted rows (``previous_rows``);
+    the rules compare each return only with its own district's rows.
+    """
+    shas = list(dict.fromkeys(v.sha256 for v in versions if not v.ignored))
+    returns = [parsed[sha] for sha in shas]
+    content = check_returns(
+        returns, units=register.units, districts=register.districts, period=period, previous=previous, suggest=matcher.suggest
+    )
     issues: dict[str, list[Issue]] = {}
     outcomes: dict[str, Outcome] = {}
-    for v in versions:
-        if v.ignored or v.sha256 in issues:
-            continue
-        p = parsed[v.sha256]
-        prev = None
-        if p.district_code is not None and not previous.empty:
-            prev = previous[previous["district_code"] == p.district_code]
-        found = list(p.issues) + check_return(
-            p, units=register.units, districts=register.districts, period=period, previous=prev, suggest=matcher.suggest
-        )
-        issues[v.sha256] = found
-        outcomes[v.sha256] = Outcome(
+    for sha, p, found_content in zip(shas, returns, content):
+        found = list(p.issues) + found_content
+        issues[sha] = found
+        outcomes[sha] = Outcome(
             district_code=p.district_code,
             errors=sum(i.severity == "error" for i in found),
             warnings=sum(i.severity == "warning" for i in found),
