@@ -223,8 +223,11 @@ _MAYBE_ALPHA = re.compile(r"[^\W\d_]")
 
 
 def _is_label(v: Any) -> bool:
-    if not isinstance(v, str):
-        return False
+    return isinstance(v, str) and _str_is_label(v)
+
+
+@lru_cache(maxsize=65536)
+def _str_is_label(v: str) -> bool:
     m = _MAYBE_ALPHA.search(v)
     return m is not None and (m.group().isalpha() or any(ch.isalpha() for ch in v))
 
@@ -379,7 +382,7 @@ def _find_header(sheet: Sheet):
     merged_rows = {r for r, _ in merges.at}
     # Each row is looked at as a header row and as the row under one: its label
     # count and whether it reads as data are worked out once.
-    label_counts = [sum(1 for v in rows[r] if _is_label(v)) for r in range(min(len(rows), limit + 1))]
+    label_counts = [sum(map(_is_label, rows[r])) for r in range(min(len(rows), limit + 1))]
     data_like: dict[int, bool] = {}
     best = None
     best_key = None
