@@ -79,11 +79,16 @@ def check_bytes(data: bytes, file_name: str, limits: Limits = Limits()) -> Issue
     return screen_bytes(data, file_name, limits)[1]
 
 
-def screen_bytes(data: bytes, file_name: str, limits: Limits = Limits()) -> tuple[str, Issue | None]:
+def screen_bytes(
+    data: bytes, file_name: str, limits: Limits = Limits(), parts: dict[str, bytes] | None = None
+) -> tuple[str, Issue | None]:
     """``(format, refusal)``: ``check_bytes`` and ``sniff_format`` with the container opened once.
 
     The format is ``sniff_format(data)``, except for a file refused before it is
-    sniffed (empty: 'empty'; over the size limit: 'unknown').
+    sniffed (empty: 'empty'; over the size limit: 'unknown'). When ``parts`` is
+    a dict, the checked (inflated, size- and CRC-verified) XML parts an .xlsx
+    reader needs again are put in it (worksheets, workbook, its relationships,
+    styles), so they are not inflated twice.
     """
     if not data or data.count(0) == len(data):
         detail = "0 byte" if not data else "toàn byte 0"
@@ -100,7 +105,7 @@ def screen_bytes(data: bytes, file_name: str, limits: Limits = Limits()) -> tupl
     if fmt == "ole_damaged":
         return fmt, _ole_damage(data, file_name)
     if fmt in ("xlsx", "xlsm", "xlsb", "ods"):
-        return fmt, _check_zip(data, fmt, file_name, limits, zf)
+        return fmt, _check_zip(data, fmt, file_name, limits, zf, parts)
     if fmt == "xls":
         return fmt, _check_xls(data, file_name, limits)
     return fmt, make_issue("file_not_spreadsheet", file=file_name, detail=detail)
@@ -245,7 +250,14 @@ def _zip_damage(data: bytes, file_name: str) -> Issue:
     return make_issue("file_corrupt", file=file_name, detail="cấu trúc tệp nén ZIP bị hỏng")
 
 
-def _check_zip(data: bytes, fmt: str, file_name: str, limits: Limits, zf: zipfile.ZipFile | None = None) -> Issue | None:
+def _check_zip(
+    data: bytes,
+    fmt: str,
+    file_name: str,
+    limits: Limits,
+    zf: zipfile.ZipFile | None = None,
+    keep: dict[str, bytes] | None = None,
+) -> Issue | None:
     zf = zf if zf is not None else zipfile.ZipFile(io.BytesIO(data))
     infos = [i for i in zf.infolist() if not i.is_dir()]
 
@@ -283,7 +295,8 @@ def _check_zip(data: bytes, fmt: str, file_name: str, limits: Limits, zf: zipfil
         is_sheet = fmt in ("xlsx", "xlsm") and _WORKSHEET_PART.match(i.filename) is not None
         # A sheet part of ordinary size is kept whole for the regex fast path;
         # a large one streams through expat so it never sits in memory.
-        whole: list[bytes] | None = [] if is_sheet and i.file_size <= _WHOLE_PART_BYTES else None
+        wanted = is_sheet or (keep is not None and fmt in ("xlsx", "xlsm") and i.filename in _READER_PARTS)
+        whole: list[bytes] | None = [] if wanted and i.file_size <= _WHOLE_PART_BYTES else None
         extent = _SheetExtent() if is_sheet and whole is None else None
         try:
             for chunk in _inflate(data, i):
@@ -296,7 +309,11 @@ def _check_zip(data: bytes, fmt: str, file_name: str, limits: Limits, zf: zipfil
         except _Damage as exc:
             return make_issue(exc.code, file=file_name, detail=exc.detail)
         if whole is not None:
-            extent = _sheet_extent(b"".join(whole))
+            content = b"".join(whole)
+            if keep is not None:
+                keep[i.filename] = content
+            if is_sheet:
+                extent = _sheet_extent(content)
         if extent is not None:
             extent.feed(b"", final=True)
             if extent.error is not None:
@@ -403,6 +420,8 @@ class _EntityScan:
 _WORKSHEET_PART = re.compile(r"^xl/worksheets/[^/]+\.xml$", re.IGNORECASE)
 _HUGE = 10**9
 _WHOLE_PART_BYTES = 32 * MB
+# Parts besides the worksheets that pipeline.ingest.read looks at again.
+_READER_PARTS = frozenset({"xl/workbook.xml", "xl/_rels/workbook.xml.rels", "xl/styles.xml"})
 
 # Fast path for the furthest cell. Every place a <c> element can start ("<c"
 # then whitespace, "/" or ">") is counted; the strict pattern below reads a
@@ -411,7 +430,7 @@ _WHOLE_PART_BYTES = 32 * MB
 # reference. When every start is matched by it, the references it read are the
 # sheet's cells; otherwise (or with comments, CDATA, processing instructions,
 # namespace prefixes, non-UTF-8 text) expat decides, as before.
-_CELL_STARTS = (b"<c ", b"<c\t", b"<c\r", b"<c\n", b"<c/", b"<c>")
+_CELL_START = re.compile(rb"<c[ \t\r\n/>]")
 _ATTR = rb'[ \t\r\n]+(?!r=)[A-Za-z_][\w:.-]*="[^"<>&]*"'
 _STRICT_CELL = re.compile(
     rb"<c(?:" + _ATTR + rb')*[ \t\r\n]+r="([A-Z]{1,3})([0-9]{1,7})"(?:' + _ATTR + rb")*[ \t\r\n]*(/>|></c>|>)"
@@ -445,16 +464,15 @@ def _sheet_extent(xml: bytes) -> _KnownExtent | _SheetExtent:
 def _plain_cells(xml: bytes) -> tuple[int, int] | None:
     if b"\x00" in xml or b"<!" in xml or xml.find(b"<?", 1) != -1 or _PREFIXED_CELL.search(xml):
         return None
-    starts = sum(xml.count(s) for s in _CELL_STARTS)
     cells = _STRICT_CELL.findall(xml)
-    if len(cells) != starts:
+    if len(cells) != len(_CELL_START.findall(xml)):
         return None
     # Cells without a child (<c r="A5" s="3"/>, <c …></c>) hold no value; calamine skips them.
-    letters = {c[0] for c in cells if c[2] == b">"}
-    if not letters:
+    valued = [c for c in cells if c[2] == b">"]
+    if not valued:
         return 0, 0
-    max_row = max(map(int, [c[1] for c in cells if c[2] == b">"]))
-    return max_row, max(_col_number(x.decode()) for x in letters)
+    max_row = max(map(int, [c[1] for c in valued]))
+    return max_row, max(_col_number(x.decode()) for x in {c[0] for c in valued})
 
 
 class _SheetExtent:

@@ -51,18 +51,19 @@ def parse_return(data: bytes, file_name: str, matcher: UnitMatcher, limits: Limi
     """Read one return from its bytes; every problem becomes an issue, never an exception."""
     limits = limits or Limits()
     result = ParsedReturn(file_name=file_name)
-    fmt, refusal = screen_bytes(data, file_name, limits)
+    parts: dict[str, bytes] = {}
+    fmt, refusal = screen_bytes(data, file_name, limits, parts)
     if refusal is not None:
         result.issues.append(refusal)
         return result
 
     try:
-        sheets = read_workbook(data, fmt, limits.max_sheet_rows, limits.max_sheet_cols)
+        sheets = read_workbook(data, fmt, limits.max_sheet_rows, limits.max_sheet_cols, parts)
     except ReadError as exc:
         result.issues.append(make_issue(exc.code, file=file_name, detail=exc.detail))
         return result
 
-    _decode_text(sheets, data if fmt in ("xlsx", "xlsm") else None)
+    _decode_text(sheets, data if fmt in ("xlsx", "xlsm") else None, parts)
     chosen = choose_sheet(sheets)
     if chosen is None:
         code = "file_empty" if not any(_has_content(s) for s in sheets) else "no_header"
@@ -103,13 +104,17 @@ def _label(field: str) -> str:
     return FIELD_LABELS[field]
 
 
-def _decode_text(sheets: list[Sheet], xlsx_data: bytes | None) -> None:
-    """Decode every text cell of the workbook in one batch, so evidence from all cells counts."""
+def _decode_text(sheets: list[Sheet], xlsx_data: bytes | None, parts: dict[str, bytes] | None = None) -> None:
+    """Decode every text cell of the workbook in one batch, so evidence from all cells counts.
+
+    ``parts``: the .xlsx parts ``screen_bytes`` already inflated (styles.xml is looked at).
+    """
     positions: list[tuple[int, int, int]] = []
     texts: list[str] = []
     fonts: list[str | None] = []
+    styles = (parts or {}).get("xl/styles.xml")
     for s, sheet in enumerate(sheets):
-        sheet_fonts = xlsx_cell_fonts(xlsx_data, sheet.name) if xlsx_data is not None else None
+        sheet_fonts = xlsx_cell_fonts(xlsx_data, sheet.name, styles) if xlsx_data is not None else None
         for r, row in enumerate(sheet.rows):
             for c, v in enumerate(row):
                 if isinstance(v, str) and v:

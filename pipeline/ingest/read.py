@@ -64,8 +64,14 @@ def _normalise_ods(data: bytes) -> bytes:
         return data  # calamine will say what is wrong with it
 
 
-def read_workbook(data: bytes, fmt: str, max_rows: int, max_cols: int) -> list[Sheet]:
-    """Read every worksheet into a grid; raise ReadError with a catalogue code."""
+def read_workbook(
+    data: bytes, fmt: str, max_rows: int, max_cols: int, parts: dict[str, bytes] | None = None
+) -> list[Sheet]:
+    """Read every worksheet into a grid; raise ReadError with a catalogue code.
+
+    ``parts``: XML parts already inflated and checked (``guards.screen_bytes``),
+    used instead of inflating them again.
+    """
     source = _normalise_ods(data) if fmt == "ods" else data
     try:
         workbook = pc.CalamineWorkbook.from_filelike(io.BytesIO(source))
@@ -75,10 +81,12 @@ def read_workbook(data: bytes, fmt: str, max_rows: int, max_cols: int) -> list[S
         raise ReadError("file_corrupt", f"XML: {exc}") from exc
     except Exception as exc:  # calamine raises several unrelated types on bad input
         raise ReadError("file_corrupt", f"{type(exc).__name__}: {exc}") from exc
-    return _read_sheets(workbook, data, fmt, max_rows, max_cols)
+    return _read_sheets(workbook, data, fmt, max_rows, max_cols, parts)
 
 
-def _read_sheets(workbook, data: bytes, fmt: str, max_rows: int, max_cols: int) -> list[Sheet]:
+def _read_sheets(
+    workbook, data: bytes, fmt: str, max_rows: int, max_cols: int, parts: dict[str, bytes] | None = None
+) -> list[Sheet]:
     sheets: list[Sheet] = []
     for meta in workbook.sheets_metadata:
         if str(meta.typ) != "SheetTypeEnum.WorkSheet":
@@ -96,11 +104,37 @@ def _read_sheets(workbook, data: bytes, fmt: str, max_rows: int, max_cols: int) 
         sheets.append(Sheet(name=meta.name, rows=[list(r) for r in rows], merged=merged))
 
     if fmt in ("xlsx", "xlsm"):
-        _mark_formulas_without_value(data, sheets)
+        _mark_formulas_without_value(data, sheets, parts)
     return sheets
 
 
-def _xlsx_sheet_parts(archive: zipfile.ZipFile) -> dict[str, str]:
+class _Parts:
+    """Parts of an .xlsx by name: from those already inflated, else from the archive (opened on demand)."""
+
+    def __init__(self, data: bytes, known: dict[str, bytes] | None) -> None:
+        self._data = data
+        self._known = known or {}
+        self._archive: zipfile.ZipFile | None = None
+
+    def _zip(self) -> zipfile.ZipFile:
+        if self._archive is None:
+            self._archive = zipfile.ZipFile(io.BytesIO(self._data))
+        return self._archive
+
+    def read(self, name: str) -> bytes:
+        """The part's bytes; KeyError when the workbook has no such part."""
+        found = self._known.get(name)
+        return found if found is not None else self._zip().read(name)
+
+    def has(self, name: str) -> bool:
+        return name in self._known or name in self._zip().namelist()
+
+    def close(self) -> None:
+        if self._archive is not None:
+            self._archive.close()
+
+
+def _xlsx_sheet_parts(archive: zipfile.ZipFile | _Parts) -> dict[str, str]:
     """Sheet name → part name, from workbook.xml and its relationships."""
     wb = archive.read("xl/workbook.xml")
     rels = archive.read("xl/_rels/workbook.xml.rels")
@@ -131,12 +165,13 @@ def _xml_unescape(s: str) -> str:
     return s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&apos;", "'").replace("&amp;", "&")
 
 
-def _mark_formulas_without_value(data: bytes, sheets: list[Sheet]) -> None:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+def _mark_formulas_without_value(data: bytes, sheets: list[Sheet], known: dict[str, bytes] | None = None) -> None:
+    archive = _Parts(data, known)
+    try:
         parts = _xlsx_sheet_parts(archive)
         for sheet in sheets:
             part = parts.get(sheet.name)
-            if part is None or part not in archive.namelist():
+            if part is None or not archive.has(part):
                 continue
             xml = archive.read(part)
             if b"<f" not in xml:
@@ -147,19 +182,22 @@ def _mark_formulas_without_value(data: bytes, sheets: list[Sheet]) -> None:
                     ref = _REF.search(m.group(1))
                     if ref:
                         sheet.formulas_without_value.append(ref.group(1).decode())
+    finally:
+        archive.close()
 
 
-def xlsx_cell_fonts(data: bytes, sheet_name: str) -> dict[tuple[int, int], str] | None:
+def xlsx_cell_fonts(data: bytes, sheet_name: str, styles: bytes | None = None) -> dict[tuple[int, int], str] | None:
     """Font name per non-empty cell, only when the workbook uses a legacy font.
 
     Returns None when no .Vn*/VNI-* font is declared, which is the common case
-    and costs one scan of styles.xml.
+    and costs one scan of styles.xml (``styles``: that part when already inflated).
     """
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        try:
-            styles = archive.read("xl/styles.xml")
-        except KeyError:
-            return None
+    if styles is None:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            try:
+                styles = archive.read("xl/styles.xml")
+            except KeyError:
+                return None
     if not _LEGACY_FONT.search(styles):
         return None
     import openpyxl  # deferred: only legacy-font workbooks pay for it
