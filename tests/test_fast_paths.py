@@ -47,6 +47,7 @@ UNUSUAL = [
     b'<!-- <c r="XFD1"> --><row r="5"><c r="A5"><v>1</v></c></row>',
     b'<row r="5"><c r="A5"><v><![CDATA[1]]></v></c></row>',
     b'<row r="5"><c r="XFDA5"><v>1</v></c></row>',  # four letters
+    b'<row r="5"><c r="A5" r="A900000"><v>1</v></c></row>',  # duplicate r: calamine takes the last
 ]
 
 
@@ -85,6 +86,11 @@ def _xlsx_with_sheet_body(body: bytes) -> bytes:
 def test_far_cells_are_refused_whichever_path_reads_them(body):
     issue = check_bytes(_xlsx_with_sheet_body(body), "far.xlsx")
     assert issue is not None and issue.code == "file_too_many_rows"
+
+
+def test_duplicate_reference_is_refused():
+    issue = check_bytes(_xlsx_with_sheet_body(b'<row r="12"><c r="A12" r="A900000"><v>1</v></c></row>'), "dup.xlsx")
+    assert issue is not None and issue.code in ("file_too_many_rows", "file_corrupt")
 
 
 def test_far_formatting_without_value_still_passes():

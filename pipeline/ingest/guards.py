@@ -461,8 +461,19 @@ def _sheet_extent(xml: bytes) -> _KnownExtent | _SheetExtent:
     return extent
 
 
+def _unusual(xml: bytes) -> bool:
+    """Text the regexes do not read like a parser: UTF-16, comments/CDATA/DOCTYPE, PIs, prefixed cells."""
+    return (
+        b"\x00" in xml
+        or b"<!" in xml
+        or xml.find(b"<?", 1) != -1
+        or (b":c" in xml and _PREFIXED_CELL.search(xml) is not None)
+    )
+
+
 def _plain_cells(xml: bytes) -> tuple[int, int] | None:
-    if b"\x00" in xml or b"<!" in xml or xml.find(b"<?", 1) != -1 or _PREFIXED_CELL.search(xml):
+    """The exact valued extent of a sheet in the plain form (strict start tags), or None."""
+    if _unusual(xml):
         return None
     cells = _STRICT_CELL.findall(xml)
     if len(cells) != len(_CELL_START.findall(xml)):
