@@ -206,36 +206,46 @@ def _note_kept_in_effect(
             )
 
 
+_STAGING_SOURCES = {
+    "excel_row": "excel_row",
+    "unit_code": "matched_unit_code",
+    "unit_name_written": "unit_name",
+    "unit_type_written": "unit_type_raw",
+    "total_members": "total_members",
+    "eligible": "eligible",
+    "has_cell": "has_cell",
+    "established_on": "established_on",
+    "basis": "basis",
+    "cell_members": "cell_members",
+    "note": "note",
+}
+
+
 def _staging_rows(period: str, parsed: dict[str, ParsedReturn], shas: set[str]) -> pd.DataFrame:
-    frames = []
+    """Every parsed unit row of the period's readable versions, as one frame.
+
+    Columns are gathered as plain lists and framed once: a frame per return
+    costs more than the rest of the load.
+    """
+    columns: dict[str, list] = {c: [] for c in _STAGING_COLUMNS}
     for sha in sorted(shas):
         p = parsed.get(sha)
         if p is None or p.rows is None or len(p.rows) == 0:
             continue
-        r = p.rows
-        frames.append(
-            pd.DataFrame(
-                {
-                    "period": period,
-                    "sha256": sha,
-                    "sheet": p.sheet,
-                    "excel_row": r["excel_row"].astype("int64"),
-                    "unit_code": r["matched_unit_code"],
-                    "unit_name_written": r["unit_name"],
-                    "unit_type_written": r["unit_type_raw"].map(lambda v: None if v is None else str(v)),
-                    "total_members": r["total_members"],
-                    "eligible": r["eligible"],
-                    "has_cell": r["has_cell"],
-                    "established_on": pd.to_datetime(r["established_on"], errors="coerce"),
-                    "basis": r["basis"],
-                    "cell_members": r["cell_members"],
-                    "note": r["note"],
-                }
-            )
-        )
-    if not frames:
-        return pd.DataFrame(columns=_STAGING_COLUMNS)
-    return pd.concat(frames, ignore_index=True)[_STAGING_COLUMNS]
+        n = len(p.rows)
+        columns["period"] += [period] * n
+        columns["sha256"] += [sha] * n
+        columns["sheet"] += [p.sheet] * n
+        for target, source in _STAGING_SOURCES.items():
+            columns[target] += p.rows[source].tolist()
+    frame = pd.DataFrame(columns, columns=_STAGING_COLUMNS)
+    frame["unit_type_written"] = [None if v is None or v is pd.NA else str(v) for v in frame["unit_type_written"]]
+    frame["established_on"] = pd.to_datetime(frame["established_on"], errors="coerce")
+    for c in ("total_members", "cell_members"):
+        frame[c] = pd.array(pd.to_numeric(frame[c], errors="coerce"), dtype="Int64")
+    for c in ("eligible", "has_cell"):
+        frame[c] = pd.array([None if v is None or v is pd.NA else bool(v) for v in frame[c]], dtype="boolean")
+    return frame
 
 
 def record_build(con: duckdb.DuckDBPyConnection, period: str, fingerprint: str, files: int, run_id: str) -> None:
