@@ -371,7 +371,7 @@ def _acceptable(mapping: dict[str, int]) -> bool:
 
 
 def _row_is_data_like(row: list[Any]) -> bool:
-    return sum(1 for v in row if _is_numeric(v)) >= 2 or _is_number_row(row)
+    return sum(map(_is_numeric, row)) >= 2 or _is_number_row(row)
 
 
 def _find_header(sheet: Sheet):
