@@ -24,7 +24,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     try:
-        outcome = run_pipeline(settings, period=args.period, force=args.force, quiet=args.quiet)
+        outcome = run_pipeline(
+            settings, period=args.period, force=args.force, quiet=args.quiet, all_reports=args.all_reports
+        )
     except RunError as exc:
         return _fail(str(exc))
     print(outcome.render())
@@ -81,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--period", help="only this period (folder name YYYY-MM under the raw folder)")
     run.add_argument("--force", action="store_true", help="rebuild periods even when their inputs did not change")
+    run.add_argument(
+        "--all-reports",
+        action="store_true",
+        help="write reports and feedback for every changed period (by default the 3 newest per run)",
+    )
     run.add_argument("--quiet", action="store_true", help="print only the summary")
     run.set_defaults(func=cmd_run)
 

@@ -24,7 +24,13 @@ from pipeline.ingest.model import ParsedReturn
 from pipeline.register import Register, load_register
 from pipeline.runner import crash_point
 from pipeline.warehouse import build as wh
-from pipeline.warehouse.load import PeriodResult, load_period, load_register as load_register_tables, record_build
+from pipeline.warehouse.load import (
+    PeriodResult,
+    load_period,
+    load_register as load_register_tables,
+    previous_digest,
+    record_build,
+)
 
 
 @dataclass
@@ -95,9 +101,9 @@ def build_code_version() -> str:
 
 
 def period_fingerprint(ctx: Context, versions: list[FileVersion], previous: str = "") -> str:
-    """Everything a period's build depends on, including the previous period's
-    fingerprint (history checks compare with it), so a late correction of one
-    period also refreshes the periods after it."""
+    """Everything a period's build depends on. ``previous`` digests the earlier
+    rows the history checks compare with, so a correction that changes a
+    period's figures also refreshes the period after it, and no other."""
     digest = hashlib.sha256()
     digest.update(f"{PARSER_VERSION}:{ctx.register_fingerprint}:{build_code_version()}:{previous}".encode())
     for v in sorted(versions, key=lambda v: (v.path, v.sha256)):
@@ -119,15 +125,15 @@ def build_warehouse(ctx: Context, periods: list[str], run_id: str, force: bool =
         load_register_tables(con, ctx.register)
         built_before = dict(con.execute("select period, fingerprint from audit.period_builds").fetchall())
         requested = set(periods)
-        previous = ""
         for period in sorted(requested | set(built_before) | set(ctx.archive.periods())):
+            if period not in requested and period not in built_before:
+                continue  # seen but never asked for
             versions = ctx.archive.versions(period)
-            fingerprint = previous = period_fingerprint(ctx, versions, previous)
-            stale = built_before.get(period) != fingerprint
-            if period not in requested and not (stale and period in built_before):
-                continue  # never asked for, or already current
-            if period in requested and not (force or stale):
-                result.skipped.append(period)
+            fingerprint = period_fingerprint(ctx, versions, previous_digest(con, period))
+            # A period not asked for is rebuilt only when an earlier correction made it stale.
+            if built_before.get(period) == fingerprint and not (force and period in requested):
+                if period in requested:
+                    result.skipped.append(period)
                 continue
             parsed, _ = parse_all(jobs_for(versions), ctx.archive, ctx.cache, ctx.matcher, ctx.limits)
             result.built.append(load_period(con, period, versions, parsed, ctx.register, ctx.matcher))

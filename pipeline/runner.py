@@ -86,7 +86,9 @@ def _instance():
     return DagsterInstance.ephemeral()
 
 
-def run_pipeline(settings: Settings, period: str | None = None, force: bool = False, quiet: bool = False) -> RunOutcome:
+def run_pipeline(
+    settings: Settings, period: str | None = None, force: bool = False, quiet: bool = False, all_reports: bool = False
+) -> RunOutcome:
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from pipeline.definitions import build_definitions
@@ -119,7 +121,13 @@ def run_pipeline(settings: Settings, period: str | None = None, force: bool = Fa
         tags["periods"] = f"{periods[0]}..{periods[-1]}"
         partition_key = None
     run_config = {
-        "ops": {op: {"config": {"force": force}} for op in ("warehouse", "province_report", "district_feedback")},
+        "ops": {
+            "warehouse": {"config": {"force": force}},
+            **{
+                op: {"config": {"force": force, **({"output_periods": 0} if all_reports else {})}}
+                for op in ("province_report", "district_feedback")
+            },
+        },
         "loggers": {"console": {"config": {"log_level": "ERROR" if quiet else "INFO"}}},
     }
     result = job.execute_in_process(

@@ -52,6 +52,9 @@ def parsed_returns(context: dg.AssetExecutionContext, paths: PipelineConfig) -> 
 
 class BuildConfig(dg.Config):
     force: bool = False  # rebuild periods (and their outputs) even when their inputs did not change
+    # Reports and feedback for at most this many of the newest changed periods per run (0 = all):
+    # a bulk rebuild of history writes the latest ones now, the rest with --all-reports.
+    output_periods: int = 3
 
 
 WAREHOUSE_TABLES = {
@@ -126,8 +129,12 @@ def province_report(
     """The Board's Vietnamese report per period (Excel, and PDF when LibreOffice is installed)."""
     settings = paths.settings()
     with duckdb.get_connection() as con:
-        written = outputs.write_reports(con, settings, _periods(context), force=config.force)
+        periods = _periods(context)
+        _, later = outputs.periods_needing(con, settings.reports_dir, periods, config.force, config.output_periods)
+        written = outputs.write_reports(con, settings, periods, force=config.force, limit=config.output_periods)
     context.log.info(f"{len(written)} report file(s) written; unchanged periods kept their reports")
+    if later:
+        context.log.info(f"{len(later)} older period(s) left for `pipeline run --all-reports`: {later[0]}..{later[-1]}")
     return dg.MaterializeResult(metadata={"files": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in written))})
 
 
@@ -138,6 +145,8 @@ def district_feedback(
     """Per district with problems, a Vietnamese workbook listing what to fix; plus the status overview."""
     settings = paths.settings()
     with duckdb.get_connection() as con:
-        written = outputs.write_feedback(con, settings, _periods(context), force=config.force)
+        written = outputs.write_feedback(
+            con, settings, _periods(context), force=config.force, limit=config.output_periods
+        )
         written.append(outputs.write_overview(con, settings))
     return dg.MaterializeResult(metadata={"workbooks": len(written)})

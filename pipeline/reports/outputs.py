@@ -60,9 +60,22 @@ def mark_current(con, folder: Path, period: str) -> None:
         os.replace(tmp, folder / ".built-from")
 
 
-def write_reports(con, settings: Settings, periods: list[str], force: bool = False) -> list[Path]:
+def periods_needing(con, folder: Path, periods: list[str], force: bool, limit: int) -> tuple[list[str], list[str]]:
+    """(periods to write now, stale periods left for later): at most ``limit`` newest (0 = all).
+
+    A bulk rebuild of years of history should not spend minutes re-rendering
+    reports nobody is about to sign; the newest periods are written at once and
+    the rest with ``pipeline run --all-reports``.
+    """
+    stale = sorted(p for p in periods if force or not is_current(con, folder / p, p))
+    if limit and len(stale) > limit:
+        return stale[-limit:], stale[:-limit]
+    return stale, []
+
+
+def write_reports(con, settings: Settings, periods: list[str], force: bool = False, limit: int = 0) -> list[Path]:
     """Province reports of the periods whose warehouse build changed; PDFs in one LibreOffice call."""
-    todo = [p for p in periods if force or not is_current(con, settings.reports_dir / p, p)]
+    todo, _ = periods_needing(con, settings.reports_dir, periods, force, limit)
     workbooks = [write_period_report(con, settings, p) for p in todo]
     pdfs = to_pdfs(workbooks)
     for p in todo:
@@ -89,15 +102,15 @@ def write_period_report(con, settings: Settings, period: str) -> Path:
     return _replace_into(tmp, final)
 
 
-def write_feedback(con, settings: Settings, periods: list[str], force: bool = False) -> list[Path]:
-    """Feedback workbooks of the periods whose warehouse build changed."""
+def write_feedback(con, settings: Settings, periods: list[str], force: bool = False, limit: int = 0) -> list[Path]:
+    """Feedback workbooks of the periods whose warehouse build changed (the newest ``limit``)."""
     written = []
-    for p in periods:
+    todo, _ = periods_needing(con, settings.feedback_dir, periods, force, limit)
+    for p in todo:
         folder = settings.feedback_dir / p
-        if force or not is_current(con, folder, p):
-            written.extend(write_period_feedback(con, settings, p))
-            folder.mkdir(parents=True, exist_ok=True)
-            mark_current(con, folder, p)
+        written.extend(write_period_feedback(con, settings, p))
+        folder.mkdir(parents=True, exist_ok=True)
+        mark_current(con, folder, p)
     return written
 
 

@@ -65,6 +65,25 @@ def previous_rows(con: duckdb.DuckDBPyConnection, period: str) -> pd.DataFrame:
     ).df()
 
 
+def previous_digest(con: duckdb.DuckDBPyConnection, period: str) -> str:
+    """A digest of what ``previous_rows`` returns: the history checks' whole input."""
+    row = con.execute(
+        """
+        with previous as (
+            select period, unit_code, has_cell, total_members
+            from core.unit_returns
+            where period < $period
+            qualify period = max(period) over (partition by district_code)
+        )
+        select md5(coalesce(string_agg(concat_ws('|', period, unit_code, has_cell, total_members), ','
+                                       order by unit_code, period), ''))
+        from previous
+        """,
+        {"period": period},
+    ).fetchone()
+    return row[0] if row else ""
+
+
 def check_versions(
     period: str,
     versions: list[FileVersion],
