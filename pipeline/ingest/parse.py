@@ -123,7 +123,7 @@ def _decode_text(sheets: list[Sheet], xlsx_data: bytes | None, parts: dict[str, 
                     fonts.append(sheet_fonts.get((r, c)) if sheet_fonts else None)
     if not texts:
         return
-    decoded = decode_cells(texts, fonts if any(fonts) else None)
+    decoded = decode_cells(texts, fonts if any(fonts) else None, positions=positions)
     for (s, r, c), text in zip(positions, decoded):
         sheets[s].rows[r][c] = text
 
