@@ -130,8 +130,11 @@ def province_report(
     settings = paths.settings()
     with duckdb.get_connection() as con:
         periods = _periods(context)
-        _, later = outputs.periods_needing(con, settings.reports_dir, periods, config.force, config.output_periods)
-        written = outputs.write_reports(con, settings, periods, force=config.force, limit=config.output_periods)
+        run_id = context.run.run_id
+        _, later = outputs.periods_needing(con, settings.reports_dir, periods, config.force, config.output_periods, run_id)
+        written = outputs.write_reports(
+            con, settings, periods, force=config.force, limit=config.output_periods, run_id=run_id
+        )
     context.log.info(f"{len(written)} report file(s) written; unchanged periods kept their reports")
     if later:
         context.log.info(f"{len(later)} older period(s) left for `pipeline run --all-reports`: {later[0]}..{later[-1]}")
@@ -146,7 +149,7 @@ def district_feedback(
     settings = paths.settings()
     with duckdb.get_connection() as con:
         written = outputs.write_feedback(
-            con, settings, _periods(context), force=config.force, limit=config.output_periods
+            con, settings, _periods(context), force=config.force, limit=config.output_periods, run_id=context.run.run_id
         )
         written.append(outputs.write_overview(con, settings))
     return dg.MaterializeResult(metadata={"workbooks": len(written)})

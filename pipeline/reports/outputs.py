@@ -60,22 +60,34 @@ def mark_current(con, folder: Path, period: str) -> None:
         os.replace(tmp, folder / ".built-from")
 
 
-def periods_needing(con, folder: Path, periods: list[str], force: bool, limit: int) -> tuple[list[str], list[str]]:
-    """(periods to write now, stale periods left for later): at most ``limit`` newest (0 = all).
+def periods_needing(
+    con, folder: Path, periods: list[str], force: bool, limit: int, run_id: str | None = None
+) -> tuple[list[str], list[str]]:
+    """(periods to write now, stale periods left for later).
 
-    A bulk rebuild of years of history should not spend minutes re-rendering
-    reports nobody is about to sign; the newest periods are written at once and
-    the rest with ``pipeline run --all-reports``.
+    Candidates are the periods this run rebuilt, or every period asked for when
+    a run asks for few (a sensor run, ``--period``): that rewrites a report
+    someone deleted without re-rendering years of history on every rerun. Of
+    the stale candidates the ``limit`` newest are written (0 = all); the rest
+    wait for ``pipeline run --all-reports``.
     """
-    stale = sorted(p for p in periods if force or not is_current(con, folder / p, p))
+    candidates = set(periods) if force or not limit or len(periods) <= limit else set()
+    if run_id is not None:
+        rebuilt = con.execute(
+            "select period from audit.period_builds where run_id = $run_id", {"run_id": run_id}
+        ).fetchall()
+        candidates |= {p for (p,) in rebuilt if p in set(periods)}
+    stale = sorted(p for p in candidates if force or not is_current(con, folder / p, p))
     if limit and len(stale) > limit:
         return stale[-limit:], stale[:-limit]
     return stale, []
 
 
-def write_reports(con, settings: Settings, periods: list[str], force: bool = False, limit: int = 0) -> list[Path]:
+def write_reports(
+    con, settings: Settings, periods: list[str], force: bool = False, limit: int = 0, run_id: str | None = None
+) -> list[Path]:
     """Province reports of the periods whose warehouse build changed; PDFs in one LibreOffice call."""
-    todo, _ = periods_needing(con, settings.reports_dir, periods, force, limit)
+    todo, _ = periods_needing(con, settings.reports_dir, periods, force, limit, run_id)
     workbooks = [write_period_report(con, settings, p) for p in todo]
     pdfs = to_pdfs(workbooks)
     for p in todo:
@@ -102,10 +114,12 @@ def write_period_report(con, settings: Settings, period: str) -> Path:
     return _replace_into(tmp, final)
 
 
-def write_feedback(con, settings: Settings, periods: list[str], force: bool = False, limit: int = 0) -> list[Path]:
+def write_feedback(
+    con, settings: Settings, periods: list[str], force: bool = False, limit: int = 0, run_id: str | None = None
+) -> list[Path]:
     """Feedback workbooks of the periods whose warehouse build changed (the newest ``limit``)."""
     written = []
-    todo, _ = periods_needing(con, settings.feedback_dir, periods, force, limit)
+    todo, _ = periods_needing(con, settings.feedback_dir, periods, force, limit, run_id)
     for p in todo:
         folder = settings.feedback_dir / p
         written.extend(write_period_feedback(con, settings, p))
