@@ -64,7 +64,7 @@ def building(published: Path, work_dir: Path) -> Iterator[duckdb.DuckDBPyConnect
             _fsync(working)
             crash_point("build_before_publish")  # test-only: built and durable, not yet published
             os.replace(working, published)
-            _fsync_dir(published.parent)
+            _fsync(published.parent)
         except BaseException:
             con.close()
             working.unlink(missing_ok=True)
@@ -82,14 +82,7 @@ def _fold_wal(published: Path) -> None:
 
 
 def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
+    """Flush a file, or a folder's entries (after a rename), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
