@@ -56,8 +56,11 @@ def _env(raw: Path, out: Path, kill_at: str | None = None) -> dict[str, str]:
 
 
 def _start(raw: Path, out: Path, kill_at: str | None = None) -> subprocess.Popen:
+    # A run that finished before a clock kill records its inputs, and the next
+    # plain run would then have nothing to do; a named stage must be reached.
+    extra = ["--force"] if kill_at else []
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "run"],
+        [sys.executable, "-m", "pipeline.cli", "run", *extra],
         cwd=PROJECT_ROOT,
         env=_env(raw, out, kill_at),
         stdout=subprocess.PIPE,

@@ -40,3 +40,22 @@ def test_correction_rebuilds_its_period_and_the_next_only(tmp_path):
     # January changed; February's history checks compare with January; March is untouched.
     assert [b.period for b in again.built] == ["2017-01", "2017-02"]
     assert again.skipped == ["2017-03"]
+
+
+def test_cli_run_skips_periods_whose_inputs_did_not_change(tmp_path, raw_copy, monkeypatch):
+    from pipeline.runner import run_pipeline
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setattr("pipeline.reports.pdf.soffice_path", lambda: None)
+    settings = make_settings(tmp_path, raw_dir=raw_copy)
+    first = run_pipeline(settings, quiet=True)
+    assert first.success and first.unchanged == []
+
+    again = run_pipeline(settings, quiet=True)
+    assert again.success and again.unchanged == ["2016-06"]
+    assert again.summary.set_index("unit_type").at["total", "units_with_cell"] == 115
+
+    touched = sorted((raw_copy / "2016-06").iterdir())[0]
+    os.utime(touched, (touched.stat().st_atime, touched.stat().st_mtime + 60))
+    third = run_pipeline(settings, quiet=True)
+    assert third.success and third.unchanged == []

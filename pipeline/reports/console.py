@@ -37,6 +37,12 @@ def render_outcome(outcome) -> str:
         files = outcome.files[outcome.files["period"] == period]
         if not files.empty:
             lines.append("Files: " + ", ".join(f"{r.files} {r.status}" for r in files.itertuples()))
+    if outcome.unchanged:
+        lines.append("")
+        lines.append(
+            f"{len(outcome.unchanged)} period(s) unchanged since the last run, not run again "
+            "(--force rebuilds them)."
+        )
     lines += [
         "",
         f"Warehouse: {s.warehouse}",
