@@ -63,7 +63,7 @@ def parse_return(data: bytes, file_name: str, matcher: UnitMatcher, limits: Limi
         result.issues.append(make_issue(exc.code, file=file_name, detail=exc.detail))
         return result
 
-    _decode_text(sheets, data if fmt in ("xlsx", "xlsm") else None, parts)
+    decode_sheets(sheets, data if fmt in ("xlsx", "xlsm") else None, parts)
     chosen = choose_sheet(sheets)
     if chosen is None:
         code = "file_empty" if not any(_has_content(s) for s in sheets) else "no_header"
@@ -104,7 +104,7 @@ def _label(field: str) -> str:
     return FIELD_LABELS[field]
 
 
-def _decode_text(sheets: list[Sheet], xlsx_data: bytes | None, parts: dict[str, bytes] | None = None) -> None:
+def decode_sheets(sheets: list[Sheet], xlsx_data: bytes | None, parts: dict[str, bytes] | None = None) -> None:
     """Decode every text cell of the workbook in one batch, so evidence from all cells counts.
 
     ``parts``: the .xlsx parts ``screen_bytes`` already inflated (styles.xml is looked at).

@@ -197,7 +197,7 @@ def _read_source(path: Path, sheet_name: str) -> Sheet | None:
     unsafe is never opened here either.
     """
     from pipeline.ingest.guards import Limits, check_bytes, sniff_format
-    from pipeline.ingest.parse import _decode_text
+    from pipeline.ingest.parse import decode_sheets
     from pipeline.ingest.read import ReadError, read_workbook
 
     try:
@@ -217,7 +217,7 @@ def _read_source(path: Path, sheet_name: str) -> Sheet | None:
     chosen = [s for s in sheets if s.name == sheet_name]
     if not chosen:
         return None
-    _decode_text(chosen, data if fmt in ("xlsx", "xlsm") else None)
+    decode_sheets(chosen, data if fmt in ("xlsx", "xlsm") else None)
     return chosen[0]
 
 
