@@ -490,7 +490,7 @@ class UnitMatcher:
     # -------------------------------------------------------- suggestions
 
     def suggest(self, name: str, district_code: str | None, limit: int = 3) -> list[str]:
-        """Register names closest to ``name`` for a refusal message, the district's own first.
+        """Register names closest to ``name`` for a refusal message (the district's own when known).
 
         Never used to match: a suggestion is only shown to a person.
         """
@@ -510,11 +510,12 @@ class UnitMatcher:
             k, disp = self._suggest_choices[code]
             return max(fuzz.ratio(key, k), fuzz.ratio(display, disp))
 
-        cutoff = 50.0
-        scored = [(score(c), c) for c in self._name]
-        scored = [(s, c) for s, c in scored if s >= cutoff]
-        # In-district names first, then the rest of the province, best first.
-        scored.sort(key=lambda sc: (district is not None and self._district[sc[1]] != district, -sc[0], sc[1]))
+        # A clerk is helped by a close name of their own district, and misled by
+        # a far one or one from elsewhere: the district's units only, when known.
+        cutoff = 60.0
+        pool = [c for c in self._name if district is None or self._district[c] == district]
+        scored = [(s, c) for s, c in ((score(c), c) for c in pool) if s >= cutoff]
+        scored.sort(key=lambda sc: (-sc[0], sc[1]))
         out: list[str] = []
         for _, c in scored:
             n = self._name[c]
