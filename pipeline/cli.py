@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="materialise every asset for every period folder (or one) and print the province summary",
         description=(
             "Materialise all assets through the Dagster definitions the UI shows. With DAGSTER_HOME set, "
-            "the run appears in the UI's history. Exit 0 when the pipeline ran (refused files are data), "
-            "2 when it could not run."
+            "the run appears in the UI's history. Periods whose folder, register and code are as at the "
+            "last successful run are not run again (--force runs them). Exit 0 when the pipeline ran "
+            "(refused files are data), 1 when the run failed, 2 when it could not run."
         ),
     )
     run.add_argument("--period", help="only this period (folder name YYYY-MM under the raw folder)")
