@@ -16,8 +16,8 @@ import pytest
 from pipeline.ingest import text
 from pipeline.ingest.text import decode_cells, decode_text, detect_encoding, nfc
 
-REFERENCE = Path("/work/shared/reference")
-REGISTER = REFERENCE / "gialai_units_2015.csv"
+# The project's copy of the shared register (CI's checkout may sit anywhere).
+REGISTER = Path(__file__).resolve().parents[1] / "data/reference/units.csv"
 CHARMAP = json.loads(Path(text.__file__).with_name("vn_legacy_charmap.json").read_text(encoding="utf-8"))
 U, T, V = CHARMAP["U"], CHARMAP["T"], CHARMAP["V"]
 TO_T = dict(zip(U, T))
