@@ -7,7 +7,6 @@ districts are Vietnamese.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 

@@ -154,17 +154,6 @@ def warehouse_checks(con, periods: list[str]) -> dict[str, list[tuple[str, bool,
     return out
 
 
-def province_summary(published: Path, period: str | None = None) -> pd.DataFrame:
-    con = wh.connect_read_only(published)
-    try:
-        return con.execute(
-            "select * from marts.province_summary where $period is null or period = $period order by period",
-            {"period": period},
-        ).df()
-    finally:
-        con.close()
-
-
 def open_published(settings: Settings):
     return wh.connect_read_only(settings.warehouse)
 

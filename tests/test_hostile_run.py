@@ -25,7 +25,6 @@ from pipeline.ingest import batch
 from pipeline.ingest.batch import ParseCache, ParseJob, parse_all
 from pipeline.ingest.guards import Limits
 from pipeline.ingest.match import UnitMatcher
-from pipeline.ingest.parse import parse_return
 from pipeline.register import load_register
 from tests import hostile
 from tests.conftest import ALIASES, REGISTER, SAMPLE_RAW

@@ -15,7 +15,6 @@ from typing import Any
 
 import python_calamine as pc
 
-from pipeline.ingest.layout import cell_ref
 from pipeline.ingest.model import Sheet
 
 
@@ -219,15 +218,6 @@ def xlsx_cell_fonts(data: bytes, sheet_name: str, styles: bytes | None = None) -
         return fonts
     finally:
         wb.close()
-
-
-def grid_strings(sheet: Sheet) -> list[tuple[int, int, str]]:
-    """Every text cell of a grid as (row, col, text)."""
-    return [(r, c, v) for r, row in enumerate(sheet.rows) for c, v in enumerate(row) if isinstance(v, str) and v]
-
-
-def describe(sheet: Sheet, r: int, c: int) -> str:
-    return f"{sheet.name}!{cell_ref(r, c)}"
 
 
 def is_blank(v: Any) -> bool:

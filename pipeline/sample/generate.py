@@ -21,7 +21,6 @@ import re
 import unicodedata
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
