@@ -42,5 +42,5 @@ bench: install  ## run the benchmark and write benchmarks/results.md
 	$(UV) run python -m benchmarks.run
 
 clean:  ## remove the warehouse, reports, archive and Dagster history (keeps data/raw)
-	rm -rf data/warehouse/*.duckdb data/warehouse/archive data/warehouse/cache data/warehouse/reports \
+	rm -rf data/warehouse/*.duckdb data/warehouse/archive data/warehouse/cache data/warehouse/reports data/warehouse/last_run_inputs.json \
 	       data/warehouse/feedback data/warehouse/.build "$(DAGSTER_HOME)"
