@@ -35,3 +35,18 @@ def raw_copy(tmp_path: Path) -> Path:
     target = tmp_path / "raw"
     shutil.copytree(SAMPLE_RAW, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def register():
+    """The project's unit register (loaded once)."""
+    from pipeline.register import load_register
+
+    return load_register(REGISTER, ALIASES)
+
+
+@pytest.fixture(scope="session")
+def matcher(register):
+    from pipeline.ingest.match import UnitMatcher
+
+    return UnitMatcher(register)

@@ -24,10 +24,8 @@ from pipeline.config import PROJECT_ROOT
 from pipeline.ingest import batch
 from pipeline.ingest.batch import ParseCache, ParseJob, parse_all
 from pipeline.ingest.guards import Limits
-from pipeline.ingest.match import UnitMatcher
-from pipeline.register import load_register
 from tests import hostile
-from tests.conftest import ALIASES, REGISTER, SAMPLE_RAW
+from tests.conftest import SAMPLE_RAW
 from tests.hostile_parsers import exit_on_marker, hang_on_marker, pid_file
 from tests.hostile_period import ACCEPTED, IGNORED, REFUSED, build_hostile_period
 
@@ -136,11 +134,6 @@ def test_nothing_outside_the_period_folder_was_read(hostile_run):
 
 
 # ------------------------------------------------------------ parse isolation
-
-
-@pytest.fixture(scope="module")
-def matcher():
-    return UnitMatcher(load_register(REGISTER, ALIASES))
 
 
 def _jobs(tmp_path: Path, files: list[tuple[str, bytes]]) -> tuple[Archive, list[ParseJob]]:

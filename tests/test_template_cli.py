@@ -11,25 +11,12 @@ import pytest
 
 from pipeline.checks.rules import check_return
 from pipeline.cli import main
-from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.parse import parse_return
-from pipeline.register import load_register
 from pipeline.reports.pdf import soffice_path
 from pipeline.sample.generate import build_rows
 from pipeline.templates.return_workbook import BASIS_LABELS, DATA_SHEET, FIRST_UNIT_ROW
-from tests.conftest import ALIASES, REGISTER
 
 PERIOD = "2016-12"
-
-
-@pytest.fixture(scope="module")
-def register():
-    return load_register(REGISTER, ALIASES)
-
-
-@pytest.fixture(scope="module")
-def matcher(register):
-    return UnitMatcher(register)
 
 
 @pytest.fixture(scope="module")

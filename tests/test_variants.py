@@ -19,12 +19,10 @@ import pytest
 
 from pipeline import flow
 from pipeline.checks.rules import check_return
-from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.parse import parse_return
-from pipeline.register import load_register
 from pipeline.sample.generate import build_rows, file_name
 from pipeline.templates.return_workbook import district_identity, last_day
-from tests.conftest import ALIASES, REGISTER, make_settings
+from tests.conftest import REGISTER, make_settings
 from tests.fixtures.variants import VARIATIONS, VARIATIONS_BY_NAME, Variation, expected_units, write_variant
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -33,16 +31,6 @@ EXPECTED: dict[str, dict] = json.loads((FIXTURES / "expected.json").read_text(en
 
 # Variations the reader does not yet get right, with the reason (owned by pipeline/ingest/text.py).
 KNOWN_FAILURES: dict[str, str] = {}
-
-
-@pytest.fixture(scope="module")
-def register():
-    return load_register(REGISTER, ALIASES)
-
-
-@pytest.fixture(scope="module")
-def matcher(register):
-    return UnitMatcher(register)
 
 
 def _allowed_infos(v: Variation) -> set[str]:
