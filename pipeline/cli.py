@@ -19,6 +19,9 @@ def _fail(message: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.ingest.prestart import start_fork_server
+
+    start_fork_server()  # imports the parsing code on another core while this process imports Dagster
     from pipeline.runner import RunError, run_pipeline
 
     settings = load_settings()

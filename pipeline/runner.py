@@ -121,11 +121,17 @@ def _write_states(settings: Settings, states: dict[str, str]) -> None:
 def _instance():
     from dagster import DagsterInstance
 
+    from pipeline.defs.event_storage import batch_sqlite_events
+
     home = os.environ.get("DAGSTER_HOME")
     if home:
         os.makedirs(home, exist_ok=True)
-        return DagsterInstance.get()
-    return DagsterInstance.ephemeral()
+        instance = DagsterInstance.get()
+    else:
+        instance = DagsterInstance.ephemeral()
+    # A run over many periods records events per period: written in batches, not one by one.
+    batch_sqlite_events(instance)
+    return instance
 
 
 def run_pipeline(

@@ -45,6 +45,7 @@ from pipeline.ingest.guards import Limits
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.model import ParsedReturn
 from pipeline.ingest.parse import parse_return
+from pipeline.ingest.prestart import WORKER_MODULE
 from pipeline.runner import crash_point
 
 log = logging.getLogger(__name__)
@@ -294,7 +295,7 @@ def _pool(workers: int, matcher: UnitMatcher) -> ProcessPoolExecutor:
         mp = multiprocessing.get_context(method)
         if method == "forkserver":
             # Imported once in the server, then shared by every worker it forks.
-            mp.set_forkserver_preload(["pipeline.ingest.batch"])
+            mp.set_forkserver_preload([WORKER_MODULE])  # pipeline run may have started it already
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp, initializer=_init_worker, initargs=(matcher,))
         try:
             # One probe per worker starts them all now, so a job's time limit

@@ -1,0 +1,82 @@
+"""Batched SQLite event writes: a ranged run records exactly what Dagster's own storage would."""
+
+import dagster as dg
+import pytest
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from pipeline.defs.event_storage import BatchedSqliteEventLogStorage, batch_sqlite_events
+
+PARTS = dg.DynamicPartitionsDefinition(name="p")
+KEYS = [f"k{i:02d}" for i in range(12)]
+
+
+@dg.asset(partitions_def=PARTS, backfill_policy=dg.BackfillPolicy.single_run())
+def per_partition(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"partitions": len(context.partition_keys)})
+
+
+@dg.asset(deps=[per_partition])
+def whole() -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"ok": True})
+
+
+def _run(instance: dg.DagsterInstance, keys: list[str]) -> dg.ExecuteInProcessResult:
+    job = dg.define_asset_job("j", selection=dg.AssetSelection.all(), executor_def=dg.in_process_executor)
+    defs = dg.Definitions(assets=[per_partition, whole], jobs=[job])
+    instance.add_dynamic_partitions("p", KEYS)
+    return defs.resolve_job_def("j").execute_in_process(
+        instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+    )
+
+
+def _recorded(instance: dg.DagsterInstance) -> tuple:
+    key = dg.AssetKey("per_partition")
+    latest = instance.get_latest_materialization_event(key)
+    records = instance.fetch_materializations(key, limit=100).records
+    return (
+        sorted(instance.get_materialized_partitions(key)),
+        latest.dagster_event.partition if latest else None,
+        sorted(r.partition_key for r in records),
+        instance.get_latest_materialization_event(dg.AssetKey("whole")) is not None,
+    )
+
+
+@pytest.fixture
+def batching_env(monkeypatch):
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    monkeypatch.delenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", raising=False)
+
+
+def test_batched_storage_records_the_same_as_dagster(tmp_path, batching_env):
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "batched").mkdir()
+    with dg.DagsterInstance.local_temp(str(tmp_path / "plain")) as plain:
+        assert _run(plain, KEYS[2:9]).success
+        expected = _recorded(plain)
+    with dg.DagsterInstance.local_temp(str(tmp_path / "batched")) as batched:
+        assert batch_sqlite_events(batched)
+        assert isinstance(batched.event_log_storage, BatchedSqliteEventLogStorage)
+        calls = []
+        original = BatchedSqliteEventLogStorage.store_event_batch
+
+        def spy(self, events):
+            calls.append(len(events))
+            return original(self, events)
+
+        BatchedSqliteEventLogStorage.store_event_batch = spy
+        try:
+            assert _run(batched, KEYS[2:9]).success
+        finally:
+            BatchedSqliteEventLogStorage.store_event_batch = original
+        assert _recorded(batched) == expected
+        assert expected[0] == KEYS[2:9]
+        assert 7 in calls  # the seven materialisations went down as one batch
+        # The UI's partition view reads the index shard: the status cache agrees.
+        status = batched.get_status_by_partition(dg.AssetKey("per_partition"), KEYS, PARTS)
+        assert [k for k, v in status.items() if v == dg.AssetPartitionStatus.MATERIALIZED] == KEYS[2:9]
+
+
+def test_other_storage_is_left_alone(batching_env):
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert not batch_sqlite_events(instance)
+        assert type(instance.event_log_storage) is not BatchedSqliteEventLogStorage
