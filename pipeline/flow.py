@@ -158,8 +158,8 @@ def open_published(settings: Settings):
     return wh.connect_read_only(settings.warehouse)
 
 
-def table_counts(con, periods: list[str]) -> dict[str, int]:
-    """Rows per public table for the periods (for materialisation metadata)."""
+def table_counts(con) -> dict[str, int]:
+    """Rows per public table (for materialisation metadata): each asset is a whole table."""
     tables = {
         "audit_files": "audit.files",
         "audit_issues": "audit.issues",
@@ -169,15 +169,7 @@ def table_counts(con, periods: list[str]) -> dict[str, int]:
         "unit_changes": "marts.unit_changes",
         "province_trend": "marts.province_trend",
     }
-    counts = {}
-    for name, table in tables.items():
-        if name == "province_trend":
-            counts[name] = con.execute(f"select count(*) from {table}").fetchone()[0]
-        else:
-            counts[name] = con.execute(
-                f"select count(*) from {table} where list_contains($periods, period)", {"periods": periods}
-            ).fetchone()[0]
-    return counts
+    return {name: con.execute(f"select count(*) from {table}").fetchone()[0] for name, table in tables.items()}
 
 
 def summary_markdown(con, periods: list[str]) -> str:

@@ -180,10 +180,7 @@ def run_pipeline(
     run_config = {
         "ops": {
             "warehouse": {"config": {"force": force}},
-            **{
-                op: {"config": {"force": force, **({"output_periods": 0} if all_reports else {})}}
-                for op in ("province_report", "district_feedback")
-            },
+            "reports": {"config": {"force": force, **({"output_periods": 0} if all_reports else {})}},
         },
         "loggers": {"console": {"config": {"log_level": "ERROR" if quiet else "INFO"}}},
     }

@@ -112,7 +112,7 @@ def test_ui_lists_automation_and_sensor_runs_new_period(tmp_path):
         assert {"raw_returns", "parsed_returns", "marts/province_summary", "province_report", "district_feedback"} <= set(nodes)
         for key, node in nodes.items():
             assert node["description"], key
-            assert node["groupName"] in {"ingest", "warehouse", "reports"}, key
+            assert node["groupName"] in {"ingest", "warehouse", "marts", "reports"}, key
             assert {"team": "ban-to-chuc"} in node["owners"], key
         checks = {c["name"] for n in nodes.values() for c in (n["assetChecksOrError"].get("checks") or [])}
         assert {"province_equals_districts", "units_match_register", "complete", "no_refusals"} <= checks

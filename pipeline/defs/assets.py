@@ -2,6 +2,11 @@
 
 
 import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 from dagster_duckdb import DuckDBResource
 
 from pipeline import flow
@@ -15,6 +20,26 @@ PARTITIONED = {"partitions_def": period_partitions, "backfill_policy": single_ru
 
 def _periods(context: dg.AssetExecutionContext) -> list[str]:
     return sorted(context.partition_keys)
+
+
+def _run_periods(context: dg.AssetExecutionContext) -> list[str] | None:
+    """The periods a run was launched for, seen from an asset that is not partitioned.
+
+    The warehouse, marts and reports hold every period, so they are one asset
+    each rather than one per period: a rebuild of years of history then records
+    a handful of events instead of thousands. They still work on the run's
+    periods: its partition, or its range of partitions; None (a run launched
+    on them alone) means every period.
+    """
+    tags = context.run.tags
+    if PARTITION_NAME_TAG in tags:
+        return [tags[PARTITION_NAME_TAG]]
+    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    if start and end:
+        keys = context.instance.get_dynamic_partitions(period_partitions.name)
+        if start in keys and end in keys:
+            return keys[keys.index(start) : keys.index(end) + 1]
+    return None
 
 
 @dg.asset(group_name="ingest", owners=OWNERS, kinds={"excel"}, **PARTITIONED)
@@ -58,98 +83,107 @@ class BuildConfig(dg.Config):
 
 
 WAREHOUSE_TABLES = {
-    "audit_files": (["audit", "files"], "One row per file version ever seen, with its status."),
-    "audit_issues": (["audit", "issues"], "Every problem found in a return, in Vietnamese, with its cell."),
-    "unit_returns": (["core", "unit_returns"], "One row per period and unit from the returns in effect."),
-    "district_summary": (["marts", "district_summary"], "Per period and district: status and figures."),
-    "province_summary": (["marts", "province_summary"], "Per period and unit type: the figures the Board publishes."),
-    "unit_changes": (["marts", "unit_changes"], "Per unit and period: change against the unit's previous period."),
-    "province_trend": (["marts", "province_trend"], "Province figures across periods."),
+    "audit_files": (["audit", "files"], "warehouse", "One row per file version ever seen, with its status."),
+    "audit_issues": (["audit", "issues"], "warehouse", "Every problem found in a return, in Vietnamese, with its cell."),
+    "unit_returns": (["core", "unit_returns"], "warehouse", "One row per period and unit from the returns in effect."),
+    "district_summary": (["marts", "district_summary"], "marts", "Per period and district: status and figures."),
+    "province_summary": (["marts", "province_summary"], "marts", "Per period and unit type: the figures the Board publishes."),
+    "unit_changes": (["marts", "unit_changes"], "marts", "Per unit and period: change against the unit's previous period."),
+    "province_trend": (["marts", "province_trend"], "marts", "Province figures across periods."),
 }
-_KEYS = {name: dg.AssetKey(path) for name, (path, _) in WAREHOUSE_TABLES.items()}
+_KEYS = {name: dg.AssetKey(path) for name, (path, _, _) in WAREHOUSE_TABLES.items()}
 _CHECKS = {
     "province_equals_districts": ("province_summary", "Province totals equal the sum over districts."),
     "units_match_register": ("unit_returns", "Each district in effect reports exactly the register's units."),
     "complete": ("province_summary", "Every expected district has a return in effect."),
     "no_refusals": ("audit_files", "No file of the period was refused."),
 }
+PREVIEW_PERIODS = 12  # markdown previews show the newest periods of the run, not years of history
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(_KEYS[name], description=desc, group_name=group, owners=OWNERS, kinds={"duckdb"}, deps=[parsed_returns])
+        for name, (_, group, desc) in WAREHOUSE_TABLES.items()
+    ],
+    check_specs=[dg.AssetCheckSpec(check, asset=_KEYS[asset], description=desc) for check, (asset, desc) in _CHECKS.items()],
+)
+def warehouse(context: dg.AssetExecutionContext, paths: PipelineConfig, config: BuildConfig):
+    """Check every return, decide what is in effect, load DuckDB and publish it atomically."""
+    ctx = flow.make_context(paths.settings())
+    scope = _run_periods(context)
+    periods = scope if scope is not None else ctx.archive.periods()
+    result = flow.build_warehouse(ctx, periods, run_id=context.run.run_id, force=config.force)
+    for b in result.built:
+        context.log.info(f"{b.period}: {b.counts}")
+    shown = periods[-PREVIEW_PERIODS:]
+    con = flow.open_published(ctx.settings)
+    try:
+        counts = flow.table_counts(con)
+        summary_md = flow.summary_markdown(con, shown)
+    finally:
+        con.close()
+    built = [b.period for b in result.built]
+    for name, key in _KEYS.items():
+        metadata = {
+            "dagster/row_count": counts.get(name, 0),
+            "periods_in_run": len(periods),
+            "periods_built": len(built),
+            "periods_unchanged": len(result.skipped),
+            "built": ", ".join(built[-PREVIEW_PERIODS:]) + (f" (+{len(built) - PREVIEW_PERIODS} earlier)" if len(built) > PREVIEW_PERIODS else ""),
+        }
+        if name == "province_summary":
+            metadata["preview"] = dg.MetadataValue.md(summary_md)
+        if name == "audit_issues":
+            metadata["refusals"] = dg.MetadataValue.md(flow.refusals_markdown(ctx.settings, shown))
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+    for check, (asset, _) in _CHECKS.items():
+        outcomes = result.check_results.get(check, [])
+        failed = [(p, detail) for p, ok, detail in outcomes if not ok]
+        yield dg.AssetCheckResult(
+            asset_key=_KEYS[asset],
+            check_name=check,
+            passed=not failed,
+            severity=dg.AssetCheckSeverity.WARN,
+            # Every failing period (what needs attention), and the newest passing ones.
+            metadata={p: detail for p, ok, detail in outcomes if not ok or p in shown},
+        )
 
 
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            _KEYS[name], description=desc, group_name="warehouse", owners=OWNERS, kinds={"duckdb"}, deps=[parsed_returns]
-        )
-        for name, (_, desc) in WAREHOUSE_TABLES.items()
-    ],
-    check_specs=[dg.AssetCheckSpec(check, asset=_KEYS[asset], description=desc) for check, (asset, desc) in _CHECKS.items()],
-    **PARTITIONED,
+            "province_report",
+            description="The Board's Vietnamese report per period (Excel, and PDF when LibreOffice is installed).",
+            group_name="reports",
+            owners=OWNERS,
+            kinds={"excel"},
+            deps=[_KEYS["province_summary"], _KEYS["district_summary"]],
+        ),
+        dg.AssetSpec(
+            "district_feedback",
+            description="Per district with problems, a Vietnamese workbook listing what to fix; plus the status overview.",
+            group_name="reports",
+            owners=OWNERS,
+            kinds={"excel"},
+            deps=[_KEYS["audit_issues"], _KEYS["audit_files"]],
+        ),
+    ]
 )
-def warehouse(context: dg.AssetExecutionContext, paths: PipelineConfig, config: BuildConfig):
-    """Check every return, decide what is in effect, load DuckDB and publish it atomically."""
-    ctx = flow.make_context(paths.settings())
-    periods = _periods(context)
-    result = flow.build_warehouse(ctx, periods, run_id=context.run.run_id, force=config.force)
-    for b in result.built:
-        context.log.info(f"{b.period}: {b.counts}")
-    con = flow.open_published(ctx.settings)
-    try:
-        counts = flow.table_counts(con, periods)
-        summary_md = flow.summary_markdown(con, periods)
-    finally:
-        con.close()
-    for name, key in _KEYS.items():
-        metadata = {"dagster/row_count": counts.get(name, 0), "periods_built": len(result.built), "periods_unchanged": len(result.skipped)}
-        if name == "province_summary":
-            metadata["preview"] = dg.MetadataValue.md(summary_md)
-        if name == "audit_issues":
-            metadata["refusals"] = dg.MetadataValue.md(flow.refusals_markdown(ctx.settings, periods))
-        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
-    for check, (asset, _) in _CHECKS.items():
-        outcomes = result.check_results.get(check, [])
-        yield dg.AssetCheckResult(
-            asset_key=_KEYS[asset],
-            check_name=check,
-            passed=all(ok for _, ok, _ in outcomes),
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={p: detail for p, _, detail in outcomes},
-        )
-
-
-@dg.asset(
-    group_name="reports",
-    owners=OWNERS,
-    deps=[_KEYS["province_summary"], _KEYS["district_summary"]],
-    kinds={"excel"},
-    **PARTITIONED,
-)
-def province_report(
-    context: dg.AssetExecutionContext, paths: PipelineConfig, duckdb: DuckDBResource, config: BuildConfig
-) -> dg.MaterializeResult:
-    """The Board's Vietnamese report per period (Excel, and PDF when LibreOffice is installed)."""
+def reports(context: dg.AssetExecutionContext, paths: PipelineConfig, duckdb: DuckDBResource, config: BuildConfig):
+    """Write the province reports and the district feedback of the periods this run changed."""
     settings = paths.settings()
     with duckdb.get_connection() as con:
-        periods = _periods(context)
-        run_id = context.run.run_id
-        _, later = outputs.periods_needing(con, settings.reports_dir, periods, config.force, config.output_periods, run_id)
-        written = outputs.write_reports(
-            con, settings, periods, force=config.force, limit=config.output_periods, run_id=run_id
+        scope = _run_periods(context)
+        periods = scope if scope is not None else [r[0] for r in con.execute("select period from audit.period_builds order by period").fetchall()]
+        written = outputs.write_outputs(
+            con, settings, periods, force=config.force, limit=config.output_periods, run_id=context.run.run_id
         )
-    context.log.info(f"{len(written)} report file(s) written; unchanged periods kept their reports")
-    if later:
-        context.log.info(f"{len(later)} older period(s) left for `pipeline run --all-reports`: {later[0]}..{later[-1]}")
-    return dg.MaterializeResult(metadata={"files": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in written))})
-
-
-@dg.asset(group_name="reports", owners=OWNERS, deps=[_KEYS["audit_issues"], _KEYS["audit_files"]], kinds={"excel"}, **PARTITIONED)
-def district_feedback(
-    context: dg.AssetExecutionContext, paths: PipelineConfig, duckdb: DuckDBResource, config: BuildConfig
-) -> dg.MaterializeResult:
-    """Per district with problems, a Vietnamese workbook listing what to fix; plus the status overview."""
-    settings = paths.settings()
-    with duckdb.get_connection() as con:
-        written = outputs.write_feedback(
-            con, settings, _periods(context), force=config.force, limit=config.output_periods, run_id=context.run.run_id
-        )
-        written.append(outputs.write_overview(con, settings))
-    return dg.MaterializeResult(metadata={"workbooks": len(written)})
+    context.log.info(f"{len(written.reports)} report file(s), {len(written.feedback)} feedback workbook(s) written")
+    if written.later:
+        context.log.info(f"{len(written.later)} older period(s) left for `pipeline run --all-reports`: {written.later[0]}..{written.later[-1]}")
+    yield dg.MaterializeResult(
+        asset_key="province_report",
+        metadata={"files": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in written.reports) or "No report changed.")},
+    )
+    yield dg.MaterializeResult(asset_key="district_feedback", metadata={"workbooks": len(written.feedback)})

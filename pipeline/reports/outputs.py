@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -83,16 +85,39 @@ def periods_needing(
     return stale, []
 
 
-def write_reports(
-    con, settings: Settings, periods: list[str], force: bool = False, limit: int = 0, run_id: str | None = None
-) -> list[Path]:
-    """Province reports of the periods whose warehouse build changed; PDFs in one LibreOffice call."""
-    todo, _ = periods_needing(con, settings.reports_dir, periods, force, limit, run_id)
+@dataclass
+class Written:
+    reports: list[Path] = field(default_factory=list)  # workbooks and their PDFs
+    feedback: list[Path] = field(default_factory=list)  # district workbooks and the status overview
+    later: list[str] = field(default_factory=list)  # stale periods left for --all-reports
+
+
+def write_outputs(
+    con,
+    settings: Settings,
+    periods: list[str],
+    force: bool = False,
+    limit: int = 0,
+    run_id: str | None = None,
+    feedback: bool = True,
+) -> Written:
+    """Everything people read for the periods whose build changed: reports (+PDF), feedback, overview.
+
+    LibreOffice renders the PDFs in its own process while this one writes the
+    feedback workbooks, so its start-up (seconds) overlaps the other work.
+    """
+    out = Written()
+    todo, out.later = periods_needing(con, settings.reports_dir, periods, force, limit, run_id)
     workbooks = [write_period_report(con, settings, p) for p in todo]
-    pdfs = to_pdfs(workbooks)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf") as background:
+        pdfs = background.submit(to_pdfs, workbooks)
+        if feedback:
+            out.feedback = write_feedback(con, settings, periods, force=force, limit=limit, run_id=run_id)
+            out.feedback.append(write_overview(con, settings))
+        out.reports = workbooks + list(pdfs.result().values())
     for p in todo:
         mark_current(con, settings.reports_dir / p, p)
-    return workbooks + list(pdfs.values())
+    return out
 
 
 def write_period_report(con, settings: Settings, period: str) -> Path:
