@@ -26,10 +26,13 @@ from pipeline.runner import crash_point
 from pipeline.warehouse import build as wh
 from pipeline.warehouse.load import (
     PeriodResult,
+    PendingRows,
     load_period,
     load_register as load_register_tables,
-    previous_digest,
+    previous_rows,
     record_build,
+    rows_digest,
+    write_pending,
 )
 
 
@@ -125,20 +128,23 @@ def build_warehouse(ctx: Context, periods: list[str], run_id: str, force: bool =
         load_register_tables(con, ctx.register)
         built_before = dict(con.execute("select period, fingerprint from audit.period_builds").fetchall())
         requested = set(periods)
+        pending = PendingRows()
         for period in sorted(requested | set(built_before) | set(ctx.archive.periods())):
             if period not in requested and period not in built_before:
                 continue  # seen but never asked for
             versions = ctx.archive.versions(period)
-            fingerprint = period_fingerprint(ctx, versions, previous_digest(con, period))
+            previous = previous_rows(con, period)
+            fingerprint = period_fingerprint(ctx, versions, rows_digest(previous))
             # A period not asked for is rebuilt only when an earlier correction made it stale.
             if built_before.get(period) == fingerprint and not (force and period in requested):
                 if period in requested:
                     result.skipped.append(period)
                 continue
             parsed, _ = parse_all(jobs_for(versions), ctx.archive, ctx.cache, ctx.matcher, ctx.limits)
-            result.built.append(load_period(con, period, versions, parsed, ctx.register, ctx.matcher))
-            record_build(con, period, fingerprint, len(versions), run_id)
+            result.built.append(load_period(con, period, versions, parsed, ctx.register, ctx.matcher, previous, pending))
+            record_build(pending, period, fingerprint, len(versions), run_id)
             crash_point("build_period_loaded")  # test-only: mid-build, nothing published
+        write_pending(con, pending)
         wh.refresh_marts(con)
         result.check_results = warehouse_checks(con, periods)
     crash_point("published")  # test-only: warehouse published, reports not yet written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -65,23 +66,14 @@ def previous_rows(con: duckdb.DuckDBPyConnection, period: str) -> pd.DataFrame:
     ).df()
 
 
-def previous_digest(con: duckdb.DuckDBPyConnection, period: str) -> str:
-    """A digest of what ``previous_rows`` returns: the history checks' whole input."""
-    row = con.execute(
-        """
-        with previous as (
-            select period, unit_code, has_cell, total_members
-            from core.unit_returns
-            where period < $period
-            qualify period = max(period) over (partition by district_code)
-        )
-        select md5(coalesce(string_agg(concat_ws('|', period, unit_code, has_cell, total_members), ','
-                                       order by unit_code, period), ''))
-        from previous
-        """,
-        {"period": period},
-    ).fetchone()
-    return row[0] if row else ""
+def rows_digest(previous: pd.DataFrame) -> str:
+    """A digest of ``previous_rows``: the history checks' whole input, for the build fingerprint."""
+    ordered = previous.sort_values(["unit_code", "period"], kind="stable")
+    text = "\n".join(
+        "|".join(map(str, row))
+        for row in ordered[["period", "unit_code", "has_cell", "total_members"]].itertuples(index=False)
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def check_versions(
@@ -115,6 +107,21 @@ def check_versions(
     return issues, outcomes
 
 
+@dataclass
+class PendingRows:
+    """Rows of the periods built so far in this build, written to the audit and staging
+    tables once at the end (a statement per table, not per table and period)."""
+
+    periods: list[str] = field(default_factory=list)
+    tables: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
+    builds: list[dict] = field(default_factory=list)
+
+    def add(self, period: str, frames: dict[str, pd.DataFrame]) -> None:
+        self.periods.append(period)
+        for table, frame in frames.items():
+            self.tables.setdefault(table, []).append(frame)
+
+
 def load_period(
     con: duckdb.DuckDBPyConnection,
     period: str,
@@ -122,9 +129,16 @@ def load_period(
     parsed: dict[str, ParsedReturn],
     register: Register,
     matcher: UnitMatcher,
+    previous: pd.DataFrame,
+    pending: PendingRows,
 ) -> PeriodResult:
-    """Check every version of a period, decide what is in effect, and replace the period's slice."""
-    issues, outcomes = check_versions(period, versions, parsed, register, matcher, previous_rows(con, period))
+    """Check every version of a period, decide what is in effect, and replace its core rows.
+
+    ``previous`` is ``previous_rows(con, period)``. core.unit_returns is written
+    now (the next period's history checks read it); the period's audit and
+    staging rows go to ``pending``, for ``write_pending``.
+    """
+    issues, outcomes = check_versions(period, versions, parsed, register, matcher, previous)
     decisions = decide(versions, outcomes)
     _note_kept_in_effect(versions, decisions, issues)
 
@@ -193,18 +207,18 @@ def load_period(
     )
 
     params = {"period": period}
-    for table in ("audit.files", "audit.issues", "staging.return_rows", "core.district_returns", "core.unit_returns"):
-        con.execute(f"delete from {table} where period = $period", params)  # fixed identifiers only
-    for table, frame in (
-        ("audit.files", files),
-        ("audit.issues", issue_frame),
-        ("staging.return_rows", staging),
-        ("core.district_returns", district_rows),
-    ):
-        con.register("incoming", frame)
-        con.execute(f"insert into {table} by name select * from incoming")
-        con.unregister("incoming")
-    con.execute(sql("load_period.sql"), params)
+    con.execute("delete from core.unit_returns where period = $period", params)
+    con.register("period_rows", staging)
+    con.register("period_districts", district_rows)
+    try:
+        con.execute(sql("load_period.sql"), params)
+    finally:
+        con.unregister("period_rows")
+        con.unregister("period_districts")
+    pending.add(
+        period,
+        {"audit.files": files, "audit.issues": issue_frame, "staging.return_rows": staging, "core.district_returns": district_rows},
+    )
 
     counts = {s: sum(d.status == s for d in decisions.values()) for s in {d.status for d in decisions.values()}}
     return PeriodResult(period, decisions, issues, statuses, counts)
@@ -258,18 +272,37 @@ def _staging_rows(period: str, parsed: dict[str, ParsedReturn], shas: set[str]) 
         for target, source in _STAGING_SOURCES.items():
             columns[target] += p.rows[source].tolist()
     frame = pd.DataFrame(columns, columns=_STAGING_COLUMNS)
-    frame["unit_type_written"] = [None if v is None or v is pd.NA else str(v) for v in frame["unit_type_written"]]
+    # Whole columns at once: a Python loop per cell costs more than the rest of the load.
+    frame["unit_type_written"] = frame["unit_type_written"].astype("string").astype(object).where(
+        frame["unit_type_written"].notna(), None
+    )
     frame["established_on"] = pd.to_datetime(frame["established_on"], errors="coerce")
     for c in ("total_members", "cell_members"):
         frame[c] = pd.array(pd.to_numeric(frame[c], errors="coerce"), dtype="Int64")
     for c in ("eligible", "has_cell"):
-        frame[c] = pd.array([None if v is None or v is pd.NA else bool(v) for v in frame[c]], dtype="boolean")
+        frame[c] = frame[c].astype("boolean")
     return frame
 
 
-def record_build(con: duckdb.DuckDBPyConnection, period: str, fingerprint: str, files: int, run_id: str) -> None:
-    con.execute("delete from audit.period_builds where period = $period", {"period": period})
-    con.execute(
-        "insert into audit.period_builds values ($period, $fingerprint, $built_at, $files, $run_id)",
-        {"period": period, "fingerprint": fingerprint, "built_at": datetime.now(timezone.utc), "files": files, "run_id": run_id},
+def record_build(pending: PendingRows, period: str, fingerprint: str, files: int, run_id: str) -> None:
+    pending.builds.append(
+        {"period": period, "fingerprint": fingerprint, "built_at": datetime.now(timezone.utc), "files": files, "run_id": run_id}
     )
+
+
+def write_pending(con: duckdb.DuckDBPyConnection, pending: PendingRows) -> None:
+    """Replace the built periods' slices of the audit and staging tables, one statement per table."""
+    if not pending.periods:
+        return
+    params = {"periods": pending.periods}
+    frames = {**pending.tables, "audit.period_builds": [pd.DataFrame(pending.builds)]}
+    for table, parts in frames.items():  # fixed identifiers only
+        con.execute(f"delete from {table} where list_contains($periods, period)", params)
+        non_empty = [f for f in parts if len(f)]
+        if not non_empty:
+            continue
+        con.register("incoming", pd.concat(non_empty, ignore_index=True) if len(non_empty) > 1 else non_empty[0])
+        try:
+            con.execute(f"insert into {table} by name select * from incoming")
+        finally:
+            con.unregister("incoming")

@@ -1,15 +1,17 @@
 -- core.unit_returns for one period ($period) from the versions in effect; the
--- caller has deleted the period's slice first. The register decides unit name
--- and type; the return supplies the figures.
+-- caller has deleted the period's slice first and registered the period's
+-- staging rows (period_rows) and district decisions (period_districts), which
+-- it writes to staging.return_rows / core.district_returns later. The register
+-- decides unit name and type; the return supplies the figures.
 insert into core.unit_returns
 with in_effect as (
     select period, district_code, sha256, source_file
-    from core.district_returns
+    from period_districts
     where period = $period and sha256 is not null
 ),
 rows_in_effect as (
     select r.*, e.district_code, e.source_file
-    from staging.return_rows r
+    from period_rows r
     join in_effect e on r.period = e.period and r.sha256 = e.sha256
 ),
 final as (
