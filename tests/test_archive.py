@@ -46,3 +46,28 @@ def test_reader_keeps_its_snapshot_while_a_build_publishes(tmp_path):
     fresh = duckdb.connect(str(published), read_only=True)
     assert fresh.execute("select count(*) from core.t").fetchone()[0] == 2
     fresh.close()
+
+
+def test_object_left_short_by_a_power_cut_is_written_again(tmp_path):
+    archive = Archive(tmp_path)
+    data = b"PK\x03\x04 return bytes"
+    rel = archive.store(data, sha256_of(data), ".xlsx")
+    (tmp_path / rel).write_bytes(data[:3])  # what a power cut before the flush can leave
+    assert archive.store(data, sha256_of(data), ".xlsx") == rel
+    assert (tmp_path / rel).read_bytes() == data
+
+
+def test_record_flushes_objects_before_the_manifest(tmp_path, monkeypatch):
+    import pipeline.archive as archive_module
+
+    order = []
+    monkeypatch.setattr(archive_module, "syncfs", lambda path: order.append("objects") or True)
+    real_write = archive_module._atomic_write
+    monkeypatch.setattr(
+        archive_module, "_atomic_write", lambda path, *a, **k: (order.append(path.parent.name), real_write(path, *a, **k))
+    )
+    archive = Archive(tmp_path)
+    data = b"bytes"
+    rel = archive.store(data, sha256_of(data), ".xlsx")
+    archive.record("2016-06", [FileVersion("2016-06", "a.xlsx", "a.xlsx", sha256_of(data), 5, "t", "t", rel)])
+    assert order[-2:] == ["objects", "manifests"]
