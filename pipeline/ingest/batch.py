@@ -134,16 +134,19 @@ def _init_worker(matcher: UnitMatcher) -> None:
         pass  # not permitted here: the pre-parse guards still bound the input
 
 
-def _parse_in_worker(path: str, file_name: str, limits: Limits, parse_fn: ParseFn = parse_return) -> ParsedReturn:
+def _parse_in_worker(path: str, file_name: str, limits: Limits, parse_fn: ParseFn = parse_return) -> bytes:
+    """The pickled result: the pipeline keeps these bytes in the cache pack as they are,
+    instead of unpickling and pickling every result again."""
     assert _worker_matcher is not None
     try:
         data = Path(path).read_bytes()
-        return parse_fn(data, file_name, _worker_matcher, limits)
+        result = parse_fn(data, file_name, _worker_matcher, limits)
     except MemoryError:
-        return _refused(file_name, "file_zip_bomb", "vượt giới hạn bộ nhớ khi đọc")
+        result = _refused(file_name, "file_zip_bomb", "vượt giới hạn bộ nhớ khi đọc")
     except Exception as exc:  # one file's failure must never take the run down
         log.warning("parsing %s failed: %s: %s", file_name, type(exc).__name__, exc)
-        return _refused(file_name, "file_corrupt", f"lỗi khi đọc nội dung tệp: {type(exc).__name__}")
+        result = _refused(file_name, "file_corrupt", f"lỗi khi đọc nội dung tệp: {type(exc).__name__}")
+    return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _refused(file_name: str, code: str, detail: str = "") -> ParsedReturn:
@@ -161,14 +164,15 @@ class ParseCache:
 
     _MAX_PACKS = 16
     # Shared by every instance in the process: flow.Context makes a new one per use.
-    _entries: dict[Path, dict[str, ParsedReturn]] = {}
+    # A value is a result, or its pickle until first asked for.
+    _entries: dict[Path, dict[str, ParsedReturn | bytes]] = {}
     _packs_read: dict[Path, set[str]] = {}
 
     def __init__(self, root: Path, register_fingerprint: str) -> None:
         self.folder = root / "parsed" / cache_key("", register_fingerprint)[:16]
-        self._pending: dict[str, ParsedReturn] = {}
+        self._pending: dict[str, ParsedReturn | bytes] = {}
 
-    def _load(self) -> dict[str, ParsedReturn]:
+    def _load(self) -> dict[str, ParsedReturn | bytes]:
         entries = self._entries.setdefault(self.folder, {})
         seen = self._packs_read.setdefault(self.folder, set())
         if self.folder.is_dir():
@@ -186,11 +190,22 @@ class ParseCache:
         entries = self._entries.get(self.folder)
         if entries is None or sha256 not in entries:
             entries = self._load()  # new packs from another run may have appeared
-        return entries.get(sha256)
+        value = entries.get(sha256)
+        if isinstance(value, bytes):
+            try:
+                value = entries[sha256] = pickle.loads(value)
+            except Exception:  # a damaged entry is parsed again, like a damaged pack
+                del entries[sha256]
+                return None
+        return value
 
-    def put(self, sha256: str, parsed: ParsedReturn) -> None:
-        self._load()[sha256] = parsed
-        self._pending[sha256] = parsed
+    def put(self, sha256: str, parsed: ParsedReturn, pickled: bytes | None = None) -> None:
+        """Keep a result; ``pickled`` (its pickle, as a worker sent it) is what the pack stores."""
+        entries = self._entries.get(self.folder)
+        if entries is None:  # packs are listed once per process, not once per result
+            entries = self._load()
+        entries[sha256] = parsed
+        self._pending[sha256] = pickled if pickled is not None else parsed
 
     def flush(self) -> None:
         """Write the results put since the last flush as one pack."""
@@ -209,7 +224,7 @@ class ParseCache:
         self._pending = {}
 
     @staticmethod
-    def _write(path: Path, payload: dict[str, ParsedReturn]) -> None:
+    def _write(path: Path, payload: dict[str, ParsedReturn | bytes]) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -258,9 +273,11 @@ def parse_all(
     if not todo:
         return results, 0
 
-    def finish(job: ParseJob, parsed: ParsedReturn) -> None:
+    def finish(job: ParseJob, outcome: ParsedReturn | bytes) -> None:
+        pickled = outcome if isinstance(outcome, bytes) else None
+        parsed = pickle.loads(outcome) if pickled is not None else outcome
         results[job.sha256] = parsed
-        cache.put(job.sha256, parsed)
+        cache.put(job.sha256, parsed, pickled)
         crash_point("parsed_one")  # test-only: some results cached, others not
 
     pending = list(todo)
