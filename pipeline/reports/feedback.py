@@ -87,9 +87,13 @@ def _table(ws: Worksheet, top: int, headers: list[str], rows: Iterable[list[Any]
         write_cell(ws, top, c, label, font=_BOLD, fill=_HEADER_FILL, border=_BOX, alignment=_CENTER)
         ws.column_dimensions[get_column_letter(c)].width = width
     r = top
+    template = None  # every body cell has the same style: built once, then copied
     for r, values in enumerate(rows, start=top + 1):
         for c, value in enumerate(values, start=1):
-            write_cell(ws, r, c, value, border=_BOX, alignment=_WRAP)
+            if template is None:
+                template = write_cell(ws, r, c, value, border=_BOX, alignment=_WRAP)
+            else:
+                write_cell(ws, r, c, value, like=template)
     return r
 
 
