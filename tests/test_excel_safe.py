@@ -89,3 +89,18 @@ def test_write_cell_keeps_numbers_and_applies_style(tmp_path):
     assert cell.value == 1091 and cell.data_type == "n" and cell.number_format == "#,##0"
     with pytest.raises(TypeError):
         write_cell(wb.active, 1, 2, "x", colour="red")
+
+
+def test_like_copies_style_and_keeps_formulas_as_text():
+    from openpyxl import Workbook
+    from openpyxl.styles import Border, Side
+
+    from pipeline.reports.excel_safe import write_cell
+
+    ws = Workbook().active
+    box = Border(left=Side(style="thin"))
+    first = write_cell(ws, 1, 1, "x", border=box)
+    copied = write_cell(ws, 2, 1, "=HYPERLINK(\"http://x\")", like=first)
+    assert copied.border.left.style == "thin"
+    assert copied.data_type == "s" and copied.quotePrefix
+    assert not first.quotePrefix  # the template's own style is untouched
