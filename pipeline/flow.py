@@ -25,11 +25,11 @@ from pipeline.register import Register, load_register
 from pipeline.runner import crash_point
 from pipeline.warehouse import build as wh
 from pipeline.warehouse.load import (
-    PeriodResult,
+    History,
     PendingRows,
-    load_period,
+    PeriodResult,
     load_register as load_register_tables,
-    previous_rows,
+    prepare_period,
     record_build,
     rows_digest,
     write_pending,
@@ -129,19 +129,23 @@ def build_warehouse(ctx: Context, periods: list[str], run_id: str, force: bool =
         built_before = dict(con.execute("select period, fingerprint from audit.period_builds").fetchall())
         requested = set(periods)
         pending = PendingRows()
+        history = History.from_warehouse(con)
         for period in sorted(requested | set(built_before) | set(ctx.archive.periods())):
             if period not in requested and period not in built_before:
                 continue  # seen but never asked for
             versions = ctx.archive.versions(period)
-            previous = previous_rows(con, period)
+            previous = history.previous()
             fingerprint = period_fingerprint(ctx, versions, rows_digest(previous))
             # A period not asked for is rebuilt only when an earlier correction made it stale.
             if built_before.get(period) == fingerprint and not (force and period in requested):
                 if period in requested:
                     result.skipped.append(period)
+                history.advance(period)
                 continue
             parsed, _ = parse_all(jobs_for(versions), ctx.archive, ctx.cache, ctx.matcher, ctx.limits)
-            result.built.append(load_period(con, period, versions, parsed, ctx.register, ctx.matcher, previous, pending))
+            prepared = prepare_period(period, versions, parsed, ctx.register, ctx.matcher, previous, pending)
+            result.built.append(prepared)
+            history.advance(period, prepared.unit_rows)
             record_build(pending, period, fingerprint, len(versions), run_id)
             crash_point("build_period_loaded")  # test-only: mid-build, nothing published
         write_pending(con, pending)

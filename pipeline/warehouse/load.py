@@ -31,6 +31,7 @@ class PeriodResult:
     issues: dict[str, list[Issue]]  # by sha256
     district_status: dict[str, str]
     counts: dict[str, int] = field(default_factory=dict)
+    unit_rows: pd.DataFrame | None = None  # what core.unit_returns gets for the period
 
 
 def load_register(con: duckdb.DuckDBPyConnection, register: Register) -> None:
@@ -49,29 +50,60 @@ def load_register(con: duckdb.DuckDBPyConnection, register: Register) -> None:
     con.unregister("register_districts")
 
 
-def previous_rows(con: duckdb.DuckDBPyConnection, period: str) -> pd.DataFrame:
-    """Per district, its accepted unit rows of its latest period before ``period`` (for history checks).
+_HISTORY_COLUMNS = ["period", "district_code", "unit_code", "has_cell", "total_members"]
 
-    Per district, not province-wide: a district that missed the last period is
-    compared with the last return it did have accepted.
+
+def _history_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns the history checks read, in one set of dtypes whether they came from DuckDB or a return."""
+    out = frame[_HISTORY_COLUMNS].copy()
+    for c in ("period", "district_code", "unit_code"):
+        out[c] = out[c].astype(object)
+    out["has_cell"] = out["has_cell"].astype("boolean")
+    out["total_members"] = pd.array(pd.to_numeric(out["total_members"], errors="coerce"), dtype="Int64")
+    return out.reset_index(drop=True)
+
+
+class History:
+    """Per district, its core.unit_returns rows of its latest period so far, walking periods in order.
+
+    ``previous()`` before ``advance(period)`` is what the history checks compare
+    ``period`` with: per district, not province-wide, so a district that missed
+    the last period is compared with the last return it did have accepted. The
+    warehouse's rows are read once; a period rebuilt in this build advances with
+    the rows it is about to get, so no period has to be written before the next
+    one is checked.
     """
-    return con.execute(
-        """
-        select period, district_code, unit_code, has_cell, total_members
-        from core.unit_returns
-        where period < $period
-        qualify period = max(period) over (partition by district_code)
-        """,
-        {"period": period},
-    ).df()
+
+    def __init__(self, stored: pd.DataFrame) -> None:
+        stored = _history_rows(stored)
+        self._stored = {p: g for p, g in stored.groupby("period", sort=False)}
+        self._latest: dict[str, pd.DataFrame] = {}
+
+    @classmethod
+    def from_warehouse(cls, con: duckdb.DuckDBPyConnection) -> "History":
+        return cls(con.execute(f"select {', '.join(_HISTORY_COLUMNS)} from core.unit_returns").df())
+
+    def previous(self) -> pd.DataFrame:
+        if not self._latest:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in _HISTORY_COLUMNS})
+        frames = [self._latest[d] for d in sorted(self._latest)]
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    def advance(self, period: str, rows: pd.DataFrame | None = None) -> None:
+        """Move past ``period``: its rows are ``rows`` when rebuilt now, else what the warehouse holds."""
+        rows = self._stored.get(period) if rows is None else _history_rows(rows)
+        if rows is None or rows.empty:
+            return
+        for district, group in rows.groupby("district_code", sort=False):
+            self._latest[district] = group
 
 
 def rows_digest(previous: pd.DataFrame) -> str:
     """A digest of ``previous_rows``: the history checks' whole input, for the build fingerprint."""
-    ordered = previous.sort_values(["unit_code", "period"], kind="stable")
+    ordered = _history_rows(previous).sort_values(["unit_code", "period"], kind="stable")
     text = "\n".join(
-        "|".join(map(str, row))
-        for row in ordered[["period", "unit_code", "has_cell", "total_members"]].itertuples(index=False)
+        "|".join("" if v is None or v is pd.NA else str(v) for v in row)
+        for row in ordered[["period", "unit_code", "has_cell", "total_members"]].astype(object).itertuples(index=False)
     )
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -122,8 +154,7 @@ class PendingRows:
             self.tables.setdefault(table, []).append(frame)
 
 
-def load_period(
-    con: duckdb.DuckDBPyConnection,
+def prepare_period(
     period: str,
     versions: list[FileVersion],
     parsed: dict[str, ParsedReturn],
@@ -132,11 +163,12 @@ def load_period(
     previous: pd.DataFrame,
     pending: PendingRows,
 ) -> PeriodResult:
-    """Check every version of a period, decide what is in effect, and replace its core rows.
+    """Check every version of a period and decide what is in effect; its rows go to ``pending``.
 
-    ``previous`` is ``previous_rows(con, period)``. core.unit_returns is written
-    now (the next period's history checks read it); the period's audit and
-    staging rows go to ``pending``, for ``write_pending``.
+    ``previous`` is ``History.previous()``. Nothing is written here:
+    ``write_pending`` replaces every prepared period's slices at once.
+    ``PeriodResult.unit_rows`` are the rows core.unit_returns will hold for the
+    period (for ``History.advance``).
     """
     issues, outcomes = check_versions(period, versions, parsed, register, matcher, previous)
     decisions = decide(versions, outcomes)
@@ -206,22 +238,18 @@ def load_period(
         columns=["period", "district_code", "status", "sha256", "source_file", "source_path"],
     )
 
-    params = {"period": period}
-    con.execute("delete from core.unit_returns where period = $period", params)
-    con.register("period_rows", staging)
-    con.register("period_districts", district_rows)
-    try:
-        con.execute(sql("load_period.sql"), params)
-    finally:
-        con.unregister("period_rows")
-        con.unregister("period_districts")
     pending.add(
         period,
         {"audit.files": files, "audit.issues": issue_frame, "staging.return_rows": staging, "core.district_returns": district_rows},
     )
+    # What load_periods.sql will put in core.unit_returns: the in-effect rows of register units.
+    in_effect_shas = {sha for _, sha in in_effect.values()}
+    register_units = register.units[["unit_code", "district_code"]].astype(object).drop_duplicates("unit_code")
+    unit_rows = staging[staging["sha256"].isin(in_effect_shas)].drop(columns=["district_code"], errors="ignore")
+    unit_rows = unit_rows.merge(register_units, on="unit_code", how="inner")
 
     counts = {s: sum(d.status == s for d in decisions.values()) for s in {d.status for d in decisions.values()}}
-    return PeriodResult(period, decisions, issues, statuses, counts)
+    return PeriodResult(period, decisions, issues, statuses, counts, unit_rows=unit_rows)
 
 
 def _note_kept_in_effect(
@@ -291,7 +319,7 @@ def record_build(pending: PendingRows, period: str, fingerprint: str, files: int
 
 
 def write_pending(con: duckdb.DuckDBPyConnection, pending: PendingRows) -> None:
-    """Replace the built periods' slices of the audit and staging tables, one statement per table."""
+    """Replace the prepared periods' slices of every table, one statement per table."""
     if not pending.periods:
         return
     params = {"periods": pending.periods}
@@ -306,3 +334,5 @@ def write_pending(con: duckdb.DuckDBPyConnection, pending: PendingRows) -> None:
             con.execute(f"insert into {table} by name select * from incoming")
         finally:
             con.unregister("incoming")
+    con.execute("delete from core.unit_returns where list_contains($periods, period)", params)
+    con.execute(sql("load_periods.sql"), params)

@@ -1,17 +1,18 @@
--- core.unit_returns for one period ($period) from the versions in effect; the
--- caller has deleted the period's slice first and registered the period's
--- staging rows (period_rows) and district decisions (period_districts), which
--- it writes to staging.return_rows / core.district_returns later. The register
--- decides unit name and type; the return supplies the figures.
+-- core.unit_returns for the periods being built ($periods) from the versions in
+-- effect; the caller has written their staging.return_rows and
+-- core.district_returns and deleted their core.unit_returns slices first. The
+-- register decides unit name and type; the return supplies the figures.
+-- (pipeline.warehouse.load.prepare_period derives the same rows for the
+-- history checks of the next period: keep the two in step.)
 insert into core.unit_returns
 with in_effect as (
     select period, district_code, sha256, source_file
-    from period_districts
-    where period = $period and sha256 is not null
+    from core.district_returns
+    where list_contains($periods, period) and sha256 is not null
 ),
 rows_in_effect as (
     select r.*, e.district_code, e.source_file
-    from period_rows r
+    from staging.return_rows r
     join in_effect e on r.period = e.period and r.sha256 = e.sha256
 ),
 final as (
