@@ -99,7 +99,7 @@ class History:
 
 
 def rows_digest(previous: pd.DataFrame) -> str:
-    """A digest of ``previous_rows``: the history checks' whole input, for the build fingerprint."""
+    """A digest of ``History.previous()``: the history checks' whole input, for the build fingerprint."""
     ordered = _history_rows(previous).sort_values(["unit_code", "period"], kind="stable")
     text = "\n".join(
         "|".join("" if v is None or v is pd.NA else str(v) for v in row)
@@ -118,7 +118,7 @@ def check_versions(
 ) -> tuple[dict[str, list[Issue]], dict[str, Outcome]]:
     """Check each distinct submitted content of a period once, all of them in one pass of the rules.
 
-    ``previous`` is every district's last accepted rows (``previous_rows``);
+    ``previous`` is every district's last accepted rows (``History.previous()``);
     the rules compare each return only with its own district's rows.
     """
     shas = list(dict.fromkeys(v.sha256 for v in versions if not v.ignored))
