@@ -116,7 +116,7 @@ class Archive:
         self._unsynced.append(target)
 
     def flush(self) -> None:
-        """Make every object written since the last flush durable."""
+        """Make every object (and manifest) written since the last flush durable."""
         if not self._unsynced:
             return
         if not syncfs(self.root):  # no syncfs here: each file and folder on its own
@@ -159,13 +159,15 @@ class Archive:
         folder = self.root / "manifests"
         return sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
 
-    def record(self, period: str, seen: list[FileVersion]) -> list[FileVersion]:
+    def record(self, period: str, seen: list[FileVersion], durable: bool = True) -> list[FileVersion]:
         """Merge newly seen versions into the period's manifest; returns the full list.
 
         A version is identified by (path, sha256); seeing it again keeps its
-        first_seen_at, so re-running is a no-op.
+        first_seen_at, so re-running is a no-op. ``durable=False`` leaves the
+        manifest to the next ``flush`` (``record_many``).
         """
-        self.flush()  # the objects first, then the manifest naming them
+        if durable:
+            self.flush()  # the objects first, then the manifest naming them
         with self._locked():
             known = {(v.path, v.sha256): v for v in self.versions(period)}
             added = False
@@ -176,7 +178,16 @@ class Archive:
             merged = sorted(known.values(), key=lambda v: (v.path, v.first_seen_at, v.sha256))
             if added:
                 payload = json.dumps([asdict(v) for v in merged], ensure_ascii=False, indent=1)
-                _atomic_write(self._manifest_path(period), payload.encode("utf-8"))
+                _atomic_write(self._manifest_path(period), payload.encode("utf-8"), durable=durable)
+                if not durable:
+                    self._unsynced.append(self._manifest_path(period))
+        return merged
+
+    def record_many(self, seen: dict[str, list[FileVersion]]) -> dict[str, list[FileVersion]]:
+        """``record`` for many periods with two flushes in all (objects, then manifests), not two per period."""
+        self.flush()
+        merged = {period: self.record(period, versions, durable=False) for period, versions in seen.items()}
+        self.flush()
         return merged
 
     @contextmanager

@@ -17,7 +17,7 @@ from pipeline.archive import Archive, FileVersion
 from pipeline.config import Settings
 from pipeline.checks.catalogue import _CATALOGUE
 from pipeline.ingest.batch import PARSER_VERSION, ParseCache, jobs_for, parse_all
-from pipeline.ingest.collect import Collected, collect_period
+from pipeline.ingest.collect import Collected, collect_periods
 from pipeline.ingest.guards import Limits
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.model import ParsedReturn
@@ -77,8 +77,13 @@ def make_context(settings: Settings) -> Context:
 
 def ingest(ctx: Context, period: str) -> Collected:
     """Archive every file of the period folder (the raw folder is never modified)."""
-    collected = collect_period(ctx.settings.raw_dir, period, ctx.archive, ctx.limits)
-    crash_point("ingested")  # test-only: the period's manifest is written
+    return ingest_periods(ctx, [period])[period]
+
+
+def ingest_periods(ctx: Context, periods: list[str]) -> dict[str, Collected]:
+    """``ingest`` for many periods, with one flush to disk for all of them."""
+    collected = collect_periods(ctx.settings.raw_dir, periods, ctx.archive, ctx.limits)
+    crash_point("ingested")  # test-only: the periods' manifests are written
     return collected
 
 

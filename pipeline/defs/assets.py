@@ -15,6 +15,7 @@ from pipeline.defs.resources import PipelineConfig
 from pipeline.reports import outputs
 
 OWNERS = ["team:ban-to-chuc"]
+PREVIEW_PERIODS = 12  # logs and markdown previews show the newest periods of a run, not years of history
 PARTITIONED = {"partitions_def": period_partitions, "backfill_policy": single_run}
 
 
@@ -46,16 +47,20 @@ def _run_periods(context: dg.AssetExecutionContext) -> list[str] | None:
 def raw_returns(context: dg.AssetExecutionContext, paths: PipelineConfig) -> dg.MaterializeResult:
     """Every file dropped in data/raw/<period>/, copied into the content-addressed archive."""
     ctx = flow.make_context(paths.settings())
-    rows = []
-    for period in _periods(context):
-        collected = flow.ingest(ctx, period)
-        rows.append((period, collected.files_in_folder, collected.new_versions, len(collected.versions)))
-        context.log.info(f"{period}: {collected.files_in_folder} files, {collected.new_versions} new versions")
+    rows = [
+        (period, c.files_in_folder, c.new_versions, len(c.versions))
+        for period, c in flow.ingest_periods(ctx, _periods(context)).items()
+    ]
+    # One log line and a short table: a materialisation per period carries this metadata,
+    # so it must not grow with the number of periods in the run.
+    lines = [f"{p}: {f} files, {n} new versions" for p, f, n, _ in rows]
+    context.log.info("\n".join(lines[-PREVIEW_PERIODS:]) + (f"\n(+{len(lines) - PREVIEW_PERIODS} earlier periods)" if len(lines) > PREVIEW_PERIODS else ""))
     table = "| period | files in folder | new versions | versions seen |\n|---|---|---|---|\n" + "\n".join(
-        f"| {p} | {f} | {n} | {v} |" for p, f, n, v in rows
+        f"| {p} | {f} | {n} | {v} |" for p, f, n, v in rows[-PREVIEW_PERIODS:]
     )
     return dg.MaterializeResult(
         metadata={
+            "periods": len(rows),
             "files_in_folder": sum(r[1] for r in rows),
             "new_versions": sum(r[2] for r in rows),
             "versions": dg.MetadataValue.md(table),
@@ -98,7 +103,6 @@ _CHECKS = {
     "complete": ("province_summary", "Every expected district has a return in effect."),
     "no_refusals": ("audit_files", "No file of the period was refused."),
 }
-PREVIEW_PERIODS = 12  # markdown previews show the newest periods of the run, not years of history
 
 
 @dg.multi_asset(
@@ -114,8 +118,12 @@ def warehouse(context: dg.AssetExecutionContext, paths: PipelineConfig, config: 
     scope = _run_periods(context)
     periods = scope if scope is not None else ctx.archive.periods()
     result = flow.build_warehouse(ctx, periods, run_id=context.run.run_id, force=config.force)
-    for b in result.built:
-        context.log.info(f"{b.period}: {b.counts}")
+    if result.built:
+        shown_built = result.built[-PREVIEW_PERIODS:]
+        context.log.info(
+            "\n".join(f"{b.period}: {b.counts}" for b in shown_built)
+            + (f"\n(+{len(result.built) - len(shown_built)} earlier periods)" if len(result.built) > len(shown_built) else "")
+        )
     shown = periods[-PREVIEW_PERIODS:]
     con = flow.open_published(ctx.settings)
     try:

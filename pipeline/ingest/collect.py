@@ -38,6 +38,28 @@ def _take_in_large(path: Path, archive: Archive, suffix: str) -> tuple[str, str]
 
 def collect_period(raw_dir: Path, period: str, archive: Archive, limits: Limits) -> Collected:
     """Archive every file of raw/<period> and merge it into the period's manifest."""
+    return collect_periods(raw_dir, [period], archive, limits)[period]
+
+
+def collect_periods(raw_dir: Path, periods: list[str], archive: Archive, limits: Limits) -> dict[str, Collected]:
+    """Archive every file of each raw/<period>, then merge them into the manifests.
+
+    All objects are stored first and made durable together, then all manifests
+    written and made durable together: two flushes of the file system in all,
+    however many periods (a flush costs more than storing a return).
+    """
+    taken = {period: _take_in_period(raw_dir, period, archive, limits) for period in periods}
+    crash_point("archive_stored")  # test-only: objects stored, manifests not yet written
+    before = {period: len(archive.versions(period)) for period in periods}
+    recorded = archive.record_many({period: seen for period, (seen, _) in taken.items()})
+    return {
+        period: Collected(versions=recorded[period], new_versions=len(recorded[period]) - before[period], files_in_folder=files)
+        for period, (_, files) in taken.items()
+    }
+
+
+def _take_in_period(raw_dir: Path, period: str, archive: Archive, limits: Limits) -> tuple[list[FileVersion], int]:
+    """Store the bytes of every file of raw/<period> in the archive: (versions seen, files in the folder)."""
     files, skipped = scan_period(raw_dir, period)
     now = _now()
     seen: list[FileVersion] = []
@@ -92,7 +114,4 @@ def collect_period(raw_dir: Path, period: str, archive: Archive, limits: Limits)
                 refusal_detail=str(issue.params.get("detail", "")) if issue else "",
             )
         )
-    crash_point("archive_stored")  # test-only: objects stored, manifest not yet written
-    before = len(archive.versions(period))
-    versions = archive.record(period, seen)
-    return Collected(versions=versions, new_versions=len(versions) - before, files_in_folder=len(files))
+    return seen, len(files)
