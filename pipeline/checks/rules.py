@@ -187,7 +187,10 @@ class Context:
         return str(self.districts.at[code, "district_name"])
 
     def unit_display(self, code: str) -> str:
-        return self._cached(("display", code), lambda: unit_display(self.units, code))
+        # Plain dict lookups: DataFrame.at costs more than the rest of an issue.
+        name = str(self.register_map("unit_name")[code])
+        prefix = UNIT_TYPE_LABELS.get(self.register_map("unit_type")[code], "")
+        return f"{prefix} {name}".strip()
 
     def register_map(self, column: str) -> dict:
         """unit_code -> a register column, for plain dict lookups per row."""
@@ -292,12 +295,6 @@ def _ref(letter: str | None, excel_row: Any) -> str | None:
     if letter is None or excel_row is None or pd.isna(excel_row):
         return None
     return f"{letter}{int(excel_row)}"
-
-
-def unit_display(units: pd.DataFrame, code: str) -> str:
-    name = str(units.at[code, "unit_name"])
-    prefix = UNIT_TYPE_LABELS.get(units.at[code, "unit_type"], "")
-    return f"{prefix} {name}".strip()
 
 
 # --------------------------------------------------------------------------- registry

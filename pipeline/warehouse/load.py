@@ -57,9 +57,12 @@ def _history_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """The columns the history checks read, in one set of dtypes whether they came from DuckDB or a return."""
     out = frame[_HISTORY_COLUMNS].copy()
     for c in ("period", "district_code", "unit_code"):
-        out[c] = out[c].astype(object)
-    out["has_cell"] = out["has_cell"].astype("boolean")
-    out["total_members"] = pd.array(pd.to_numeric(out["total_members"], errors="coerce"), dtype="Int64")
+        if out[c].dtype != object:
+            out[c] = out[c].astype(object)
+    if out["has_cell"].dtype != "boolean":
+        out["has_cell"] = out["has_cell"].astype("boolean")
+    if out["total_members"].dtype != "Int64":
+        out["total_members"] = pd.array(pd.to_numeric(out["total_members"], errors="coerce"), dtype="Int64")
     return out.reset_index(drop=True)
 
 
@@ -101,11 +104,9 @@ class History:
 def rows_digest(previous: pd.DataFrame) -> str:
     """A digest of ``History.previous()``: the history checks' whole input, for the build fingerprint."""
     ordered = _history_rows(previous).sort_values(["unit_code", "period"], kind="stable")
-    text = "\n".join(
-        "|".join("" if v is None or v is pd.NA else str(v) for v in row)
-        for row in ordered[["period", "unit_code", "has_cell", "total_members"]].astype(object).itertuples(index=False)
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
+    # pandas' row hashes are fixed-key and the dtypes fixed above, so equal rows digest equally in any run.
+    hashes = pd.util.hash_pandas_object(ordered[["period", "unit_code", "has_cell", "total_members"]], index=False)
+    return hashlib.sha256(hashes.to_numpy().tobytes()).hexdigest()
 
 
 def check_versions(
