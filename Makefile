@@ -15,8 +15,10 @@ $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
 	$(CURDIR)/.tools/bin/pip install --quiet uv
 
-.venv/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen
+# --compile-bytecode: Python then never compiles the dependencies at import, even where
+# PYTHONDONTWRITEBYTECODE keeps it from caching them (about 3 s off every `pipeline run`).
+.venv/.synced: $(UV) pyproject.toml uv.lock Makefile
+	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
 install: .venv/.synced  ## create .venv with the locked dependencies
