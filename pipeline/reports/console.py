@@ -18,12 +18,37 @@ def table(frame: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+FULL_PERIODS = 3  # the newest periods get the whole table; earlier ones a line each
+
+
+def _older_periods(summary: pd.DataFrame) -> str:
+    totals = summary[summary["unit_type"] == "total"].sort_values("period")
+    shown = pd.DataFrame(
+        {
+            "period": totals["period"],
+            "districts": totals["districts_reported"].astype(str) + "/" + totals["districts_expected"].astype(str),
+            "units_with_cell": totals["units_with_cell"],
+            "coverage_pct": totals["coverage_pct"],
+            "cell_members": totals["cell_members"],
+            "member_share_pct": totals["member_share_pct"],
+            "complete": totals["is_complete"].map({True: "yes", False: "NO"}),
+        }
+    )
+    return table(shown)
+
+
 def render_outcome(outcome) -> str:
     s = outcome.settings
     lines = []
     if not outcome.success:
         lines.append(f"RUN FAILED: {outcome.failure}")
-    for period, frame in outcome.summary.groupby("period", sort=True) if not outcome.summary.empty else []:
+    summary = outcome.summary
+    if not summary.empty and summary["period"].nunique() > FULL_PERIODS:
+        newest = sorted(summary["period"].unique())[-FULL_PERIODS:]
+        older = summary[~summary["period"].isin(newest)]
+        lines += ["", f"Province totals, {older['period'].min()} to {older['period'].max()}:", _older_periods(older)]
+        summary = summary[summary["period"].isin(newest)]
+    for period, frame in summary.groupby("period", sort=True) if not summary.empty else []:
         total = frame[frame["unit_type"] == "total"].iloc[0]
         state = "complete" if total["is_complete"] else "INCOMPLETE"
         lines.append("")
@@ -34,7 +59,7 @@ def render_outcome(outcome) -> str:
             ["unit_type", "units", "units_with_cell", "coverage_pct", "cell_members", "total_members", "member_share_pct", "cells_hd28"]
         ]
         lines.append(table(shown))
-        files = outcome.files[outcome.files["period"] == period]
+        files = outcome.files[outcome.files["period"] == period] if not outcome.files.empty else outcome.files
         if not files.empty:
             lines.append("Files: " + ", ".join(f"{r.files} {r.status}" for r in files.itertuples()))
     if outcome.unchanged:
