@@ -777,6 +777,7 @@ def check_returns(
     period: str,
     previous: pd.DataFrame | None = None,
     suggest: Suggest | None = None,
+    stages: str = "all",
 ) -> list[list[Issue]]:
     """The content issues of each return of a period (one list per input, same order).
 
@@ -787,6 +788,10 @@ def check_returns(
     district_code: a return is then compared only with its own district's
     rows); ``suggest(name, district_code)`` returns register names close to an
     unknown one. The caller adds ``parsed.issues`` (file and layout issues).
+
+    ``stages``: "all"; "history" (only the rules comparing with ``previous``);
+    or "content" (all others). "content" then "history", each list merged in
+    sheet order, gives exactly "all": the history rules come last.
     """
     out: list[list[Issue]] = [[] for _ in parsed_list]
     # A return without rows has no content to judge: layout already said why (no_header, no_units).
@@ -797,7 +802,7 @@ def check_returns(
         [parsed_list[n] for n in positions], units=units, districts=districts, period=period, previous=previous, suggest=suggest
     )
     found: list[list[Issue]] = [[] for _ in positions]
-    for _, fn in RULES:
+    for codes, fn in _rules_for(stages):
         for k, issue in fn(ctx):
             found[k].append(issue)
     for k, issues in enumerate(found):
@@ -811,6 +816,23 @@ def check_returns(
                 kept.append(issue)
         out[positions[k]] = sorted(kept, key=_cell_order)
     return out
+
+
+def _is_history(codes: tuple[str, ...]) -> bool:
+    return all(rules()[c].stage == "history" for c in codes)
+
+
+def _rules_for(stages: str) -> list[tuple[tuple[str, ...], RuleFn]]:
+    if stages == "all":
+        return RULES
+    if stages not in ("content", "history"):
+        raise ValueError(f"stages must be all, content or history, not {stages!r}")
+    return [(codes, fn) for codes, fn in RULES if _is_history(codes) == (stages == "history")]
+
+
+def merge_in_sheet_order(*lists: list[Issue]) -> list[Issue]:
+    """Issue lists of separate ``stages`` of one return, as one list in sheet order."""
+    return sorted((i for issues in lists for i in issues), key=_cell_order)
 
 
 def check_return(

@@ -11,7 +11,7 @@ import pandas as pd
 
 from pipeline.archive import FileVersion
 from pipeline.checks.catalogue import Issue, make_issue
-from pipeline.checks.rules import check_returns
+from pipeline.checks.rules import check_returns, merge_in_sheet_order
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.model import ParsedReturn
 from pipeline.register import Register
@@ -109,35 +109,55 @@ def rows_digest(previous: pd.DataFrame) -> str:
     return hashlib.sha256(hashes.to_numpy().tobytes()).hexdigest()
 
 
-def check_versions(
-    period: str,
-    versions: list[FileVersion],
-    parsed: dict[str, ParsedReturn],
-    register: Register,
-    matcher: UnitMatcher,
-    previous: pd.DataFrame,
-) -> tuple[dict[str, list[Issue]], dict[str, Outcome]]:
-    """Check each distinct submitted content of a period once, all of them in one pass of the rules.
+def _checked_shas(versions: list[FileVersion]) -> list[str]:
+    return list(dict.fromkeys(v.sha256 for v in versions if not v.ignored))
 
-    ``previous`` is every district's last accepted rows (``History.previous()``);
-    the rules compare each return only with its own district's rows.
+
+def check_content(
+    period: str, versions: list[FileVersion], parsed: dict[str, ParsedReturn], register: Register, matcher: UnitMatcher
+) -> dict[str, list[Issue]]:
+    """Each distinct submitted content's file, layout and content issues (all but the history checks).
+
+    Needs nothing from other periods, so periods can be checked in any order or
+    at once; ``finish_period`` adds the history checks.
     """
-    shas = list(dict.fromkeys(v.sha256 for v in versions if not v.ignored))
+    shas = _checked_shas(versions)
     returns = [parsed[sha] for sha in shas]
     content = check_returns(
-        returns, units=register.units, districts=register.districts, period=period, previous=previous, suggest=matcher.suggest
+        returns, units=register.units, districts=register.districts, period=period, suggest=matcher.suggest, stages="content"
     )
-    issues: dict[str, list[Issue]] = {}
-    outcomes: dict[str, Outcome] = {}
-    for sha, p, found_content in zip(shas, returns, content):
-        found = list(p.issues) + found_content
-        issues[sha] = found
-        outcomes[sha] = Outcome(
-            district_code=p.district_code,
-            errors=sum(i.severity == "error" for i in found),
-            warnings=sum(i.severity == "warning" for i in found),
-        )
-    return issues, outcomes
+    return {sha: list(p.issues) + found for sha, p, found in zip(shas, returns, content)}
+
+
+def check_history(
+    period: str, versions: list[FileVersion], parsed: dict[str, ParsedReturn], register: Register, previous: pd.DataFrame
+) -> dict[str, list[Issue]]:
+    """The history checks of each distinct content: against each district's last accepted rows (``History``)."""
+    shas = _checked_shas(versions)
+    found = check_returns(
+        [parsed[sha] for sha in shas], units=register.units, districts=register.districts, period=period,
+        previous=previous, stages="history",
+    )  # fmt: skip
+    return dict(zip(shas, found))
+
+
+@dataclass
+class PreparedContent:
+    """What can be worked out for a period without the periods before it (see ``prepare_content``)."""
+
+    period: str
+    issues: dict[str, list[Issue]]  # by sha256: file, layout and content issues
+    staging: pd.DataFrame
+
+
+def prepare_content(
+    period: str, versions: list[FileVersion], parsed: dict[str, ParsedReturn], register: Register, matcher: UnitMatcher
+) -> PreparedContent:
+    """The part of a period's preparation that does not depend on other periods."""
+    return PreparedContent(
+        period, check_content(period, versions, parsed, register, matcher),
+        _staging_rows(period, parsed, {v.sha256 for v in versions if not v.ignored}),
+    )  # fmt: skip
 
 
 @dataclass
@@ -163,15 +183,30 @@ def prepare_period(
     matcher: UnitMatcher,
     previous: pd.DataFrame,
     pending: PendingRows,
+    content: PreparedContent | None = None,
 ) -> PeriodResult:
     """Check every version of a period and decide what is in effect; its rows go to ``pending``.
 
-    ``previous`` is ``History.previous()``. Nothing is written here:
-    ``write_pending`` replaces every prepared period's slices at once.
-    ``PeriodResult.unit_rows`` are the rows core.unit_returns will hold for the
-    period (for ``History.advance``).
+    ``previous`` is ``History.previous()``; ``content`` is ``prepare_content``
+    of the period when it was worked out already (in parallel). Nothing is
+    written here: ``write_pending`` replaces every prepared period's slices at
+    once. ``PeriodResult.unit_rows`` are the rows core.unit_returns will hold
+    for the period (for ``History.advance``).
     """
-    issues, outcomes = check_versions(period, versions, parsed, register, matcher, previous)
+    content = content or prepare_content(period, versions, parsed, register, matcher)
+    staging = content.staging
+    history = check_history(period, versions, parsed, register, previous)
+    issues: dict[str, list[Issue]] = {}
+    outcomes: dict[str, Outcome] = {}
+    for sha, found in content.issues.items():
+        p = parsed[sha]
+        own = len(p.issues)  # file and layout issues first, as the parser found them
+        issues[sha] = found[:own] + merge_in_sheet_order(found[own:], history.get(sha, []))
+        outcomes[sha] = Outcome(
+            district_code=p.district_code,
+            errors=sum(i.severity == "error" for i in issues[sha]),
+            warnings=sum(i.severity == "warning" for i in issues[sha]),
+        )
     decisions = decide(versions, outcomes)
     _note_kept_in_effect(versions, decisions, issues)
 
@@ -219,7 +254,6 @@ def prepare_period(
         columns=["period", "file_name", "district_code", "sheet", "cell", "severity", "code", "message", "action", "path", "sha256"],
     )
 
-    staging = _staging_rows(period, parsed, {v.sha256 for v in versions if not v.ignored})
 
     in_effect = {d.district_code: (path, sha) for (path, sha), d in decisions.items() if d.in_effect}
     by_path = {(v.path, v.sha256): v for v in versions}
