@@ -16,7 +16,7 @@ import pandas as pd
 from pipeline.archive import Archive, FileVersion
 from pipeline.config import Settings
 from pipeline.checks.catalogue import _CATALOGUE
-from pipeline.ingest.batch import PARSER_VERSION, ParseCache, jobs_for, parse_all
+from pipeline.ingest.batch import PARSER_VERSION, ParseCache, jobs_for, parse_all, prepare_in_parallel
 from pipeline.ingest.collect import Collected, collect_periods
 from pipeline.ingest.guards import Limits
 from pipeline.ingest.match import UnitMatcher
@@ -126,6 +126,10 @@ class BuildResult:
     check_results: dict[str, list[tuple[str, bool, str]]] = field(default_factory=dict)
 
 
+# Below this many periods to build, worker processes cost more than they save.
+PARALLEL_PREPARE_MIN_PERIODS = 4
+
+
 def build_warehouse(ctx: Context, periods: list[str], run_id: str, force: bool = False) -> BuildResult:
     """Load the periods into a private copy of the warehouse and publish it."""
     result = BuildResult(built=[], skipped=[])
@@ -135,24 +139,40 @@ def build_warehouse(ctx: Context, periods: list[str], run_id: str, force: bool =
         requested = set(periods)
         pending = PendingRows()
         history = History.from_warehouse(con)
-        for period in sorted(requested | set(built_before) | set(ctx.archive.periods())):
-            if period not in requested and period not in built_before:
-                continue  # seen but never asked for
-            versions = ctx.archive.versions(period)
-            previous = history.previous()
-            fingerprint = period_fingerprint(ctx, versions, rows_digest(previous))
-            # A period not asked for is rebuilt only when an earlier correction made it stale.
-            if built_before.get(period) == fingerprint and not (force and period in requested):
-                if period in requested:
-                    result.skipped.append(period)
-                history.advance(period)
-                continue
-            parsed, _ = parse_all(jobs_for(versions), ctx.archive, ctx.cache, ctx.matcher, ctx.limits)
-            prepared = prepare_period(period, versions, parsed, ctx.register, ctx.matcher, previous, pending)
-            result.built.append(prepared)
-            history.advance(period, prepared.unit_rows)
-            record_build(pending, period, fingerprint, len(versions), run_id)
-            crash_point("build_period_loaded")  # test-only: mid-build, nothing published
+        walk = [p for p in sorted(requested | set(built_before) | set(ctx.archive.periods())) if p in requested or p in built_before]
+        versions_of = {p: ctx.archive.versions(p) for p in walk}
+        # Periods certain to be built (new, or forced) have their content checked in worker
+        # processes ahead of the walk; the walk adds the history checks in order.
+        certain = [p for p in walk if p in requested and (force or p not in built_before)]
+        ahead = (
+            prepare_in_parallel([(p, versions_of[p]) for p in certain], ctx.cache, ctx.matcher)
+            if len(certain) >= PARALLEL_PREPARE_MIN_PERIODS
+            else None
+        )
+        try:
+            for period in walk:
+                versions = versions_of[period]
+                previous = history.previous()
+                fingerprint = period_fingerprint(ctx, versions, rows_digest(previous))
+                # A period not asked for is rebuilt only when an earlier correction made it stale.
+                if built_before.get(period) == fingerprint and not (force and period in requested):
+                    if period in requested:
+                        result.skipped.append(period)
+                    history.advance(period)
+                    continue
+                parsed, _ = parse_all(jobs_for(versions), ctx.archive, ctx.cache, ctx.matcher, ctx.limits)
+                content = None
+                if ahead is not None and period in certain:
+                    done, content = next(ahead)
+                    assert done == period, (done, period)  # certain periods are built, in walk order
+                prepared = prepare_period(period, versions, parsed, ctx.register, ctx.matcher, previous, pending, content)
+                result.built.append(prepared)
+                history.advance(period, prepared.unit_rows)
+                record_build(pending, period, fingerprint, len(versions), run_id)
+                crash_point("build_period_loaded")  # test-only: mid-build, nothing published
+        finally:
+            if ahead is not None:
+                ahead.close()
         write_pending(con, pending)
         wh.refresh_marts(con)
         result.check_results = warehouse_checks(con, periods)

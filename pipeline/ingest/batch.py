@@ -45,7 +45,7 @@ from pipeline.ingest.guards import Limits
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.model import ParsedReturn
 from pipeline.ingest.parse import parse_return
-from pipeline.ingest.prestart import WORKER_MODULE
+from pipeline.ingest.prestart import WORKER_PRELOAD
 from pipeline.runner import crash_point
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,14 @@ class ParseCache:
         self.folder = root / "parsed" / cache_key("", register_fingerprint)[:16]
         self._pending: dict[str, ParsedReturn | bytes] = {}
 
+    @classmethod
+    def at(cls, folder: Path) -> "ParseCache":
+        """The cache kept in ``folder`` (its ``.folder``), e.g. opened again in a worker."""
+        cache = cls.__new__(cls)
+        cache.folder = Path(folder)
+        cache._pending = {}
+        return cache
+
     def _load(self) -> dict[str, ParsedReturn | bytes]:
         entries = self._entries.setdefault(self.folder, {})
         seen = self._packs_read.setdefault(self.folder, set())
@@ -245,6 +253,23 @@ def jobs_for(versions: list[FileVersion]) -> list[ParseJob]:
     return list(jobs.values())
 
 
+def _known(jobs: list[ParseJob], cache: ParseCache) -> tuple[dict[str, ParsedReturn], list[ParseJob]]:
+    """(results known without parsing: refusals and cached results, the jobs left to parse)."""
+    results: dict[str, ParsedReturn] = {}
+    todo: list[ParseJob] = []
+    for job in jobs:
+        if job.refusal:
+            results[job.sha256] = _refused(job.file_name, job.refusal, job.refusal_detail)
+            continue
+        cached = cache.get(job.sha256)
+        if cached is not None:
+            cached.file_name = job.file_name
+            results[job.sha256] = cached
+        else:
+            todo.append(job)
+    return results, todo
+
+
 def parse_all(
     jobs: list[ParseJob],
     archive: Archive,
@@ -258,18 +283,7 @@ def parse_all(
 
     ``parse_fn`` must be a module-level function (workers import it by name).
     """
-    results: dict[str, ParsedReturn] = {}
-    todo: list[ParseJob] = []
-    for job in jobs:
-        if job.refusal:
-            results[job.sha256] = _refused(job.file_name, job.refusal, job.refusal_detail)
-            continue
-        cached = cache.get(job.sha256)
-        if cached is not None:
-            cached.file_name = job.file_name
-            results[job.sha256] = cached
-        else:
-            todo.append(job)
+    results, todo = _known(jobs, cache)
     if not todo:
         return results, 0
 
@@ -292,6 +306,41 @@ def parse_all(
     return results, len(todo)
 
 
+def _prepare_in_worker(period: str, versions: list[FileVersion], cache_folder: str) -> bytes:
+    """pipeline.warehouse.load.prepare_content of one period, from parse results already cached."""
+    from pipeline.warehouse.load import prepare_content
+
+    assert _worker_matcher is not None
+    parsed, todo = _known(jobs_for(versions), ParseCache.at(Path(cache_folder)))
+    if todo:  # not parsed yet: the pipeline process prepares this period itself
+        return pickle.dumps(None)
+    content = prepare_content(period, versions, parsed, _worker_matcher.register, _worker_matcher)
+    return pickle.dumps(content, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def prepare_in_parallel(
+    tasks: list[tuple[str, list[FileVersion]]], cache: ParseCache, matcher: UnitMatcher, workers: int | None = None
+):
+    """Yield ``(period, PreparedContent or None)`` for each task, in order, worked out in worker processes.
+
+    The periods' content checks need nothing from each other, so they run on
+    every core while the pipeline process walks the periods in order (the
+    history checks). None means "do it yourself": the period was not in the
+    cache, or a worker failed. The generator must be closed (it owns a pool).
+    """
+    pool = _pool(workers or min(len(tasks), os.cpu_count() or 1), matcher)
+    try:
+        futures = [(period, pool.submit(_prepare_in_worker, period, versions, str(cache.folder))) for period, versions in tasks]
+        for period, future in futures:
+            try:
+                yield period, pickle.loads(future.result(timeout=PARSE_TIMEOUT_SECONDS))
+            except Exception as exc:  # noqa: BLE001 - the period is then prepared in process
+                log.warning("preparing %s in a worker failed: %s", period, exc)
+                yield period, None
+    finally:
+        _kill(pool)
+
+
 _start_method: str | None = None  # the first that worked in this process
 
 
@@ -312,7 +361,7 @@ def _pool(workers: int, matcher: UnitMatcher) -> ProcessPoolExecutor:
         mp = multiprocessing.get_context(method)
         if method == "forkserver":
             # Imported once in the server, then shared by every worker it forks.
-            mp.set_forkserver_preload([WORKER_MODULE])  # pipeline run may have started it already
+            mp.set_forkserver_preload(WORKER_PRELOAD)  # pipeline run may have started it already
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp, initializer=_init_worker, initargs=(matcher,))
         try:
             # One probe per worker starts them all now, so a job's time limit

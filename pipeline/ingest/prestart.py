@@ -15,13 +15,15 @@ import multiprocessing
 log = logging.getLogger(__name__)
 
 WORKER_MODULE = "pipeline.ingest.batch"  # what the workers run
+# Imported once in the fork server, so every worker starts with them loaded.
+WORKER_PRELOAD = [WORKER_MODULE, "pipeline.warehouse.load"]
 
 
-def start_fork_server(module: str = WORKER_MODULE) -> bool:
-    """Launch the fork server with ``module`` preloaded; False where there is none (non-Linux)."""
+def start_fork_server(modules: list[str] = WORKER_PRELOAD) -> bool:
+    """Launch the fork server with ``modules`` preloaded; False where there is none (non-Linux)."""
     try:
         mp = multiprocessing.get_context("forkserver")
-        mp.set_forkserver_preload([module])
+        mp.set_forkserver_preload(list(modules))
         from multiprocessing import forkserver
 
         forkserver.ensure_running()
