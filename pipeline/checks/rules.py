@@ -764,9 +764,21 @@ def build_context(
     rows = frames[0].reset_index(drop=True) if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     file = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
     rows["_file"] = file
+    reg_units, reg_districts = _indexed_register(units, districts)
+    return Context(returns, rows, reg_units, reg_districts, period, previous, suggest, file)
+
+
+_INDEXED: list[tuple] = []  # (units, districts, indexed units, indexed districts) of the register last used
+
+
+def _indexed_register(units: pd.DataFrame, districts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The register's tables indexed by code, built once per register rather than once per period."""
+    if _INDEXED and _INDEXED[0][0] is units and _INDEXED[0][1] is districts:
+        return _INDEXED[0][2], _INDEXED[0][3]
     reg_units = units.assign(unit_code=units["unit_code"].astype(str)).drop_duplicates("unit_code").set_index("unit_code", drop=False)
     reg_districts = districts.assign(district_code=districts["district_code"].astype(str)).set_index("district_code", drop=False)
-    return Context(returns, rows, reg_units, reg_districts, period, previous, suggest, file)
+    _INDEXED[:] = [(units, districts, reg_units, reg_districts)]
+    return reg_units, reg_districts
 
 
 def check_returns(
