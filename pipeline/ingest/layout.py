@@ -389,7 +389,9 @@ def _find_header(sheet: Sheet):
     for r in range(limit):
         text_cells = label_counts[r]
         candidates = []
-        if text_cells >= 3:
+        # A one-row header maps at most one field per label cell: a row with fewer label
+        # cells than the best header has fields cannot beat it (most body rows).
+        if text_cells >= 3 and (best_key is None or text_cells >= best_key[0]):
             candidates.append(([r], _columns_single(rows, r)))
         if r + 1 < len(rows) and label_counts[r + 1] and (text_cells or r in merged_rows):
             below = data_like.get(r + 1)
