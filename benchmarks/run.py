@@ -154,6 +154,9 @@ def measure(label: str, cmd: list[str], files: int, env: dict | None = None, log
         time_file = Path(tf.name)
     full = ([str(TIME_BIN), "-v", "-o", str(time_file)] if TIME_BIN.exists() else []) + cmd
     peak = 0
+    # Start every contender with nothing waiting to be written: otherwise a run that flushes
+    # the file system (the pipeline's archive does) pays for what the previous one left dirty.
+    os.sync()
     started = time.perf_counter()
     proc = subprocess.Popen(full, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, cwd=HERE.parent)
