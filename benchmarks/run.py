@@ -210,7 +210,7 @@ def measure_median(label: str, setup, files: int, log: Path | None = None) -> Me
     chosen.label = label
     chosen.extra["runs"] = ", ".join(f"{r.seconds:.2f}" for r in runs)
     if any(r.rc for r in runs):
-        chosen.rc = max(r.rc for r in runs, key=abs)
+        chosen.rc = max((r.rc for r in runs), key=abs)
     return chosen
 
 
@@ -526,6 +526,7 @@ def profile_main(out: Path, files: int, top: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global REPEAT
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_floor"]:
         return floor_main(Path(argv[1]))
@@ -540,7 +541,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=200, help="profile: about this many returns")
     parser.add_argument("--top", type=int, default=30, help="profile: functions to list")
     args = parser.parse_args(argv)
-    global REPEAT
     REPEAT = max(1, args.repeat)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.mode == "profile":
