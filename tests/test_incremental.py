@@ -106,3 +106,24 @@ def test_periods_checked_in_workers_give_the_same_warehouse(tmp_path, monkeypatc
     assert any(row for row in results["serial"]["audit.issues"])
     assert from_workers == [True] * len(periods)  # every period's content was checked in a worker
     assert results["parallel"] == results["serial"]
+
+
+def test_build_without_worker_processes_prepares_in_process(tmp_path, monkeypatch):
+    from pipeline.ingest import batch
+
+    register = pd.read_csv(REGISTER, dtype=str)
+    periods = ["2017-01", "2017-02"]
+    settings = make_settings(tmp_path)
+    for i, p in enumerate(periods):
+        generate(register, p, settings.raw_dir / p, seed=500 + i)
+    ctx = flow.make_context(settings)
+    for p in periods:
+        flow.ingest(ctx, p)
+    flow.parse(ctx, periods)
+    monkeypatch.setattr(flow, "PARALLEL_PREPARE_MIN_PERIODS", 1)
+
+    def no_pool(*args, **kwargs):
+        raise RuntimeError("parse worker processes could not be started")
+
+    monkeypatch.setattr(batch, "_pool", no_pool)
+    assert [b.period for b in flow.build_warehouse(ctx, periods, run_id="t").built] == periods

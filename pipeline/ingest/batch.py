@@ -328,7 +328,13 @@ def prepare_in_parallel(
     history checks). None means "do it yourself": the period was not in the
     cache, or a worker failed. The generator must be closed (it owns a pool).
     """
-    pool = _pool(workers or min(len(tasks), os.cpu_count() or 1), matcher)
+    try:
+        pool = _pool(workers or min(len(tasks), os.cpu_count() or 1), matcher)
+    except Exception as exc:  # noqa: BLE001 - no workers here: the pipeline process does it all
+        log.warning("no worker processes for preparing periods: %s", exc)
+        for period, _ in tasks:
+            yield period, None
+        return
     try:
         futures = [(period, pool.submit(_prepare_in_worker, period, versions, str(cache.folder))) for period, versions in tasks]
         for period, future in futures:
