@@ -64,8 +64,16 @@ def decide(versions: list[FileVersion], outcomes: dict[str, Outcome]) -> dict[tu
 
 def district_status(decisions: dict[tuple[str, str], Decision], district_code: str) -> str:
     """accepted / accepted_with_warnings / refused / missing for one district."""
-    mine = [d for d in decisions.values() if d.district_code == district_code]
-    for d in mine:
+    return district_statuses(decisions, [district_code])[district_code]
+
+
+def district_statuses(decisions: dict[tuple[str, str], Decision], district_codes: list[str]) -> dict[str, str]:
+    """accepted / accepted_with_warnings / refused / missing for each district, in one pass over the decisions."""
+    in_effect: dict[str, str] = {}
+    refused: set[str] = set()
+    for d in decisions.values():
         if d.in_effect:
-            return d.status
-    return "refused" if any(d.status == "refused" for d in mine) else "missing"
+            in_effect.setdefault(d.district_code, d.status)
+        elif d.status == "refused":
+            refused.add(d.district_code)
+    return {c: in_effect.get(c) or ("refused" if c in refused else "missing") for c in district_codes}

@@ -15,7 +15,7 @@ from pipeline.checks.rules import check_returns, merge_in_sheet_order
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.model import ParsedReturn
 from pipeline.register import Register
-from pipeline.submissions import Decision, Outcome, decide, district_status
+from pipeline.submissions import Decision, Outcome, decide, district_statuses
 from pipeline.warehouse.build import sql
 
 _STAGING_COLUMNS = [
@@ -210,67 +210,57 @@ def prepare_period(
     decisions = decide(versions, outcomes)
     _note_kept_in_effect(versions, decisions, issues)
 
+    # Frames from column lists: a frame from a list of dicts costs a millisecond or two per
+    # table and period, more than the rest of this function.
+    keyed = [decisions[(v.path, v.sha256)] for v in versions]
     files = pd.DataFrame(
-        [
-            {
-                "period": period,
-                "file_name": v.file_name,
-                "path": v.path,
-                "sha256": v.sha256,
-                "size_bytes": v.size_bytes,
-                "modified_at": pd.Timestamp(v.modified_at),
-                "first_seen_at": pd.Timestamp(v.first_seen_at),
-                "district_code": decisions[(v.path, v.sha256)].district_code,
-                "status": decisions[(v.path, v.sha256)].status,
-                "archived_path": v.archived_path,
-                "sheet": parsed[v.sha256].sheet if v.sha256 in parsed else None,
-                "errors": outcomes[v.sha256].errors if v.sha256 in outcomes else 0,
-                "warnings": outcomes[v.sha256].warnings if v.sha256 in outcomes else 0,
-            }
-            for v in versions
-        ],
-        columns=[
-            "period", "file_name", "path", "sha256", "size_bytes", "modified_at", "first_seen_at",
-            "district_code", "status", "archived_path", "sheet", "errors", "warnings",
-        ],  # fmt: skip
+        {
+            "period": [period] * len(versions),
+            "file_name": [v.file_name for v in versions],
+            "path": [v.path for v in versions],
+            "sha256": [v.sha256 for v in versions],
+            "size_bytes": [v.size_bytes for v in versions],
+            "modified_at": pd.to_datetime([v.modified_at for v in versions], utc=True, format="ISO8601"),
+            "first_seen_at": pd.to_datetime([v.first_seen_at for v in versions], utc=True, format="ISO8601"),
+            "district_code": [d.district_code for d in keyed],
+            "status": [d.status for d in keyed],
+            "archived_path": [v.archived_path for v in versions],
+            "sheet": [parsed[v.sha256].sheet if v.sha256 in parsed else None for v in versions],
+            "errors": [outcomes[v.sha256].errors if v.sha256 in outcomes else 0 for v in versions],
+            "warnings": [outcomes[v.sha256].warnings if v.sha256 in outcomes else 0 for v in versions],
+        }
     )
 
     # Issues are reported once per submission (not again for duplicate copies).
-    issue_rows = []
-    for v in versions:
-        d = decisions[(v.path, v.sha256)]
+    issue_columns = ["period", "file_name", "district_code", "sheet", "cell", "severity", "code", "message", "action", "path", "sha256"]
+    issue_lists: dict[str, list] = {c: [] for c in issue_columns}
+    for v, d in zip(versions, keyed):
         if d.status in ("duplicate", "ignored"):
             continue
-        for i in issues.get(v.sha256, []):
-            issue_rows.append(
-                {
-                    "period": period, "file_name": v.file_name, "district_code": d.district_code,
-                    "sheet": i.sheet, "cell": i.cell, "severity": i.severity, "code": i.code,
-                    "message": i.message, "action": i.action, "path": v.path, "sha256": v.sha256,
-                }  # fmt: skip
-            )
-    issue_frame = pd.DataFrame(
-        issue_rows,
-        columns=["period", "file_name", "district_code", "sheet", "cell", "severity", "code", "message", "action", "path", "sha256"],
-    )
-
+        found = issues.get(v.sha256, [])
+        n = len(found)
+        if not n:
+            continue
+        for column, value in (("period", period), ("file_name", v.file_name), ("district_code", d.district_code),
+                              ("path", v.path), ("sha256", v.sha256)):  # fmt: skip
+            issue_lists[column] += [value] * n
+        for column in ("sheet", "cell", "severity", "code", "message", "action"):
+            issue_lists[column] += [getattr(i, column) for i in found]
+    issue_frame = pd.DataFrame(issue_lists, columns=issue_columns)
 
     in_effect = {d.district_code: (path, sha) for (path, sha), d in decisions.items() if d.in_effect}
     by_path = {(v.path, v.sha256): v for v in versions}
-    statuses = {code: district_status(decisions, code) for code in register.districts["district_code"]}
+    statuses = district_statuses(decisions, list(register.districts["district_code"]))
+    codes = list(statuses)
     district_rows = pd.DataFrame(
-        [
-            {
-                "period": period,
-                "district_code": code,
-                "status": status,
-                "sha256": in_effect[code][1] if code in in_effect else None,
-                "source_file": by_path[in_effect[code]].file_name if code in in_effect else None,
-                "source_path": in_effect[code][0] if code in in_effect else None,
-            }
-            for code, status in statuses.items()
-        ],
-        columns=["period", "district_code", "status", "sha256", "source_file", "source_path"],
+        {
+            "period": [period] * len(codes),
+            "district_code": codes,
+            "status": [statuses[c] for c in codes],
+            "sha256": [in_effect[c][1] if c in in_effect else None for c in codes],
+            "source_file": [by_path[in_effect[c]].file_name if c in in_effect else None for c in codes],
+            "source_path": [in_effect[c][0] if c in in_effect else None for c in codes],
+        }
     )
 
     pending.add(
@@ -279,12 +269,23 @@ def prepare_period(
     )
     # What load_periods.sql will put in core.unit_returns: the in-effect rows of register units.
     in_effect_shas = {sha for _, sha in in_effect.values()}
-    register_units = register.units[["unit_code", "district_code"]].astype(object).drop_duplicates("unit_code")
     unit_rows = staging[staging["sha256"].isin(in_effect_shas)].drop(columns=["district_code"], errors="ignore")
-    unit_rows = unit_rows.merge(register_units, on="unit_code", how="inner")
+    unit_rows = unit_rows.assign(district_code=unit_rows["unit_code"].map(_unit_districts(register)))
+    unit_rows = unit_rows[unit_rows["district_code"].notna()]
 
     counts = {s: sum(d.status == s for d in decisions.values()) for s in {d.status for d in decisions.values()}}
     return PeriodResult(period, decisions, issues, statuses, counts, unit_rows=unit_rows)
+
+
+_UNIT_DISTRICTS: list[tuple] = []  # (register, unit_code -> district_code) of the register last used
+
+
+def _unit_districts(register: Register) -> dict:
+    """unit_code -> district_code of the register (what joining core.units gives), built once per register."""
+    if not (_UNIT_DISTRICTS and _UNIT_DISTRICTS[0][0] is register):
+        units = register.units.drop_duplicates("unit_code")
+        _UNIT_DISTRICTS[:] = [(register, dict(zip(units["unit_code"].astype(str), units["district_code"].astype(object))))]
+    return _UNIT_DISTRICTS[0][1]
 
 
 def _note_kept_in_effect(
