@@ -158,24 +158,22 @@ def warehouse(context: dg.AssetExecutionContext, paths: PipelineConfig, config: 
         )
 
 
+REPORT_ASSETS = {
+    "province_report": (
+        "The Board's Vietnamese report per period (Excel, and PDF when LibreOffice is installed).",
+        ["province_summary", "district_summary"],
+    ),
+    "district_feedback": (
+        "Per district with problems, a Vietnamese workbook listing what to fix; plus the status overview.",
+        ["audit_issues", "audit_files"],
+    ),
+}
+
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
-            "province_report",
-            description="The Board's Vietnamese report per period (Excel, and PDF when LibreOffice is installed).",
-            group_name="reports",
-            owners=OWNERS,
-            kinds={"excel"},
-            deps=[_KEYS["province_summary"], _KEYS["district_summary"]],
-        ),
-        dg.AssetSpec(
-            "district_feedback",
-            description="Per district with problems, a Vietnamese workbook listing what to fix; plus the status overview.",
-            group_name="reports",
-            owners=OWNERS,
-            kinds={"excel"},
-            deps=[_KEYS["audit_issues"], _KEYS["audit_files"]],
-        ),
+        dg.AssetSpec(name, description=desc, group_name="reports", owners=OWNERS, kinds={"excel"}, deps=[_KEYS[d] for d in deps])
+        for name, (desc, deps) in REPORT_ASSETS.items()
     ]
 )
 def reports(context: dg.AssetExecutionContext, paths: PipelineConfig, duckdb: DuckDBResource, config: BuildConfig):
