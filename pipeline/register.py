@@ -8,6 +8,7 @@ the district table can never disagree with the unit table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -39,6 +40,12 @@ class Register:
 
     def district_name(self, district_code: str) -> str:
         return str(self.districts.set_index("district_code").at[district_code, "district_name"])
+
+    @cached_property
+    def unit_districts(self) -> dict[str, str]:
+        """unit_code -> district_code, for plain lookups (what joining core.units gives)."""
+        units = self.units.drop_duplicates("unit_code")
+        return dict(zip(units["unit_code"].astype(str), units["district_code"].astype(object)))
 
 
 def _read_text_csv(path: Path, what: str) -> pd.DataFrame:

@@ -40,10 +40,6 @@ def _batchable(events: Sequence[EventLogEntry]) -> bool:
 class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     """SQLite event storage that stores a batch of one run's asset events in two transactions."""
 
-    @classmethod
-    def from_config_value(cls, inst_data, config_value):  # Dagster's version builds the base class
-        return cls(inst_data=inst_data, **config_value)
-
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         if not _batchable(events):
             super().store_event_batch(events)

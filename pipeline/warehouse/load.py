@@ -270,22 +270,11 @@ def prepare_period(
     # What load_periods.sql will put in core.unit_returns: the in-effect rows of register units.
     in_effect_shas = {sha for _, sha in in_effect.values()}
     unit_rows = staging[staging["sha256"].isin(in_effect_shas)].drop(columns=["district_code"], errors="ignore")
-    unit_rows = unit_rows.assign(district_code=unit_rows["unit_code"].map(_unit_districts(register)))
+    unit_rows = unit_rows.assign(district_code=unit_rows["unit_code"].map(register.unit_districts))
     unit_rows = unit_rows[unit_rows["district_code"].notna()]
 
     counts = {s: sum(d.status == s for d in decisions.values()) for s in {d.status for d in decisions.values()}}
     return PeriodResult(period, decisions, issues, statuses, counts, unit_rows=unit_rows)
-
-
-_UNIT_DISTRICTS: list[tuple] = []  # (register, unit_code -> district_code) of the register last used
-
-
-def _unit_districts(register: Register) -> dict:
-    """unit_code -> district_code of the register (what joining core.units gives), built once per register."""
-    if not (_UNIT_DISTRICTS and _UNIT_DISTRICTS[0][0] is register):
-        units = register.units.drop_duplicates("unit_code")
-        _UNIT_DISTRICTS[:] = [(register, dict(zip(units["unit_code"].astype(str), units["district_code"].astype(object))))]
-    return _UNIT_DISTRICTS[0][1]
 
 
 def _note_kept_in_effect(
