@@ -21,7 +21,7 @@ from pathlib import Path
 from pipeline.ingest.guards import Limits, check_bytes, sniff_format
 from pipeline.ingest.layout import choose_sheet
 from pipeline.ingest.match import UnitMatcher
-from pipeline.ingest.parse import _decode_text, _frame, _match_units, _typed_columns, parse_return
+from pipeline.ingest.parse import _frame, _match_units, _typed_columns, decode_sheets, parse_return
 from pipeline.ingest.read import read_workbook
 from pipeline.ingest.model import ParsedReturn
 from pipeline.register import load_register
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             read_cache[name] = read_workbook(data, sniff_format(data), limits.max_sheet_rows, limits.max_sheet_cols)
 
         def decode(name, data):
-            _decode_text(read(name, data) or read_cache[name], data)
+            read(name, data)
+            decode_sheets(read_cache[name], data if data[:2] == b"PK" else None)
 
         def layout(name, data):
             choose_sheet(read_cache[name])
