@@ -7,7 +7,7 @@ published atomically) → reports (warehouse → workbooks).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -16,22 +16,24 @@ import pandas as pd
 from pipeline.archive import Archive, FileVersion
 from pipeline.config import Settings
 from pipeline.checks.catalogue import _CATALOGUE
-from pipeline.ingest.batch import PARSER_VERSION, ParseCache, jobs_for, parse_all, prepare_in_parallel
+from pipeline.ingest.batch import PARSER_VERSION, ParseCache, ParseSummary, jobs_for, parse_all, parse_periods, prepare_in_parallel
 from pipeline.ingest.collect import Collected, collect_periods
 from pipeline.ingest.guards import Limits
 from pipeline.ingest.match import UnitMatcher
-from pipeline.ingest.model import ParsedReturn
 from pipeline.register import Register, load_register
 from pipeline.runner import crash_point
 from pipeline.warehouse import build as wh
 from pipeline.warehouse.load import (
-    History,
     PendingRows,
     PeriodResult,
+    PreparedContent,
+    PriorRows,
+    Snapshot,
+    check_history,
+    finish_period,
     load_register as load_register_tables,
-    prepare_period,
+    prepare_content,
     record_build,
-    rows_digest,
     write_pending,
 )
 
@@ -51,6 +53,12 @@ class Context:
     @property
     def cache(self) -> ParseCache:
         return ParseCache(self.settings.cache_dir, self.register_fingerprint)
+
+    @property
+    def prepared(self) -> ParseCache:
+        """Periods' prepared content (load.PreparedContent) by ``prepared_key``, kept like parse results."""
+        version = hashlib.sha256(f"{PARSER_VERSION}:{self.register_fingerprint}:{build_code_version()}".encode()).hexdigest()
+        return ParseCache.at(self.settings.cache_dir / "prepared" / version[:16])
 
 
 def _file_digest(*paths: Path) -> str:
@@ -87,10 +95,22 @@ def ingest_periods(ctx: Context, periods: list[str]) -> dict[str, Collected]:
     return collected
 
 
-def parse(ctx: Context, periods: list[str]) -> tuple[dict[str, ParsedReturn], int]:
-    """Parse every version of the periods not already parsed; returns results and how many were parsed now."""
-    versions = [v for p in periods for v in ctx.archive.versions(p)]
-    return parse_all(jobs_for(versions), ctx.archive, ctx.cache, ctx.matcher, ctx.limits)
+def parse(ctx: Context, periods: list[str]) -> ParseSummary:
+    """Parse every version of the periods not already parsed, and prepare each period's content for the build."""
+    todo = {}
+    for p in periods:
+        versions = ctx.archive.versions(p)
+        todo[p] = (versions, prepared_key(p, versions))
+    return parse_periods(todo, ctx.archive, ctx.cache, ctx.prepared, ctx.matcher, ctx.limits)
+
+
+def prepared_key(period: str, versions: list[FileVersion]) -> str:
+    """What a period's prepared content depends on besides the register and code (``Context.prepared``):
+    its versions, every field (first-seen times decide between copies)."""
+    digest = hashlib.sha256(period.encode())
+    for v in sorted(versions, key=lambda v: (v.path, v.sha256)):
+        digest.update(repr(sorted(asdict(v).items())).encode())
+    return digest.hexdigest()
 
 
 # What a period's build is derived from besides its files: the rules, the load and the marts.
@@ -131,48 +151,72 @@ PARALLEL_PREPARE_MIN_PERIODS = 4
 
 
 def build_warehouse(ctx: Context, periods: list[str], run_id: str, force: bool = False) -> BuildResult:
-    """Load the periods into a private copy of the warehouse and publish it."""
+    """Load the periods into a private copy of the warehouse and publish it.
+
+    Three passes: walk the periods in order, deciding which to build and
+    preparing their content (in worker processes for those certain to be
+    built); check every built period's history at once; then decide what is
+    in effect, gather the rows and write each table once.
+    """
     result = BuildResult(built=[], skipped=[])
     with wh.building(ctx.settings.warehouse, ctx.settings.work_dir) as con:
         load_register_tables(con, ctx.register)
         built_before = dict(con.execute("select period, fingerprint from audit.period_builds").fetchall())
         requested = set(periods)
-        pending = PendingRows()
-        history = History.from_warehouse(con)
+        prior = PriorRows.from_warehouse(con)
         walk = [p for p in sorted(requested | set(built_before) | set(ctx.archive.periods())) if p in requested or p in built_before]
         versions_of = {p: ctx.archive.versions(p) for p in walk}
         # Periods certain to be built (new, or forced) have their content checked in worker
-        # processes ahead of the walk; the walk adds the history checks in order.
+        # processes ahead of the walk; the walk itself only decides and keeps order.
         certain = [p for p in walk if p in requested and (force or p not in built_before)]
+        is_certain = set(certain)
+        # Most were prepared by the parse step; the rest are prepared in worker processes ahead of the walk.
+        stored = ctx.prepared
+        ready = {p: stored.get(prepared_key(p, versions_of[p])) for p in certain}
+        missing = [p for p in certain if ready[p] is None]
         ahead = (
-            prepare_in_parallel([(p, versions_of[p]) for p in certain], ctx.cache, ctx.matcher)
-            if len(certain) >= PARALLEL_PREPARE_MIN_PERIODS
+            prepare_in_parallel([(p, versions_of[p]) for p in missing], ctx.cache, ctx.matcher)
+            if len(missing) >= PARALLEL_PREPARE_MIN_PERIODS
             else None
         )
+        prepared: list[PreparedContent] = []
+        snapshots: dict[str, Snapshot] = {}
         try:
             for period in walk:
                 versions = versions_of[period]
-                previous = history.previous()
-                fingerprint = period_fingerprint(ctx, versions, rows_digest(previous))
-                # A period not asked for is rebuilt only when an earlier correction made it stale.
-                if built_before.get(period) == fingerprint and not (force and period in requested):
-                    if period in requested:
-                        result.skipped.append(period)
-                    history.advance(period)
-                    continue
-                parsed, _ = parse_all(jobs_for(versions), ctx.archive, ctx.cache, ctx.matcher, ctx.limits)
-                content = None
-                if ahead is not None and period in certain:
+                snapshot = prior.snapshot()
+                if period not in is_certain:
+                    # A period not asked for is rebuilt only when an earlier correction made it stale.
+                    fingerprint = period_fingerprint(ctx, versions, prior.digests([snapshot])[0])
+                    if built_before.get(period) == fingerprint and not (force and period in requested):
+                        if period in requested:
+                            result.skipped.append(period)
+                        prior.advance(period)
+                        continue
+                content = ready.get(period)
+                if content is None and ahead is not None and period in is_certain:
                     done, content = next(ahead)
-                    assert done == period, (done, period)  # certain periods are built, in walk order
-                prepared = prepare_period(period, versions, parsed, ctx.register, ctx.matcher, previous, pending, content)
-                result.built.append(prepared)
-                history.advance(period, prepared.unit_rows)
-                record_build(pending, period, fingerprint, len(versions), run_id)
+                    assert done == period, (done, period)  # missing periods are built, in walk order
+                if content is None:
+                    parsed, _ = parse_all(jobs_for(versions), ctx.archive, ctx.cache, ctx.matcher, ctx.limits)
+                    content = prepare_content(period, versions, parsed, ctx.register, ctx.matcher)
+                prepared.append(content)
+                snapshots[period] = snapshot
+                prior.advance(period, content.unit_rows)
                 crash_point("build_period_loaded")  # test-only: mid-build, nothing published
         finally:
             if ahead is not None:
                 ahead.close()
+        history = check_history(prepared, snapshots, prior, ctx.register)
+        digests = prior.digests([snapshots[c.period] for c in prepared])
+        pending = PendingRows()
+        for content, digest in zip(prepared, digests):
+            period = content.period
+            shas = content.issues.keys()
+            own_history = {sha: history.get((period, sha), []) for sha in shas}
+            result.built.append(finish_period(content, versions_of[period], own_history, ctx.register, pending))
+            fingerprint = period_fingerprint(ctx, versions_of[period], digest)
+            record_build(pending, period, fingerprint, len(versions_of[period]), run_id)
         write_pending(con, pending)
         wh.refresh_marts(con)
         result.check_results = warehouse_checks(con, periods)

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.archive import Archive, sha256_of
+from pipeline.archive import Archive, FileVersion, sha256_of
 from pipeline.config import PROJECT_ROOT
 from pipeline.ingest import batch
 from pipeline.ingest.batch import ParseCache, ParseJob, parse_all
@@ -206,6 +206,55 @@ def test_a_file_that_never_finishes_is_timed_out_and_its_worker_killed(tmp_path,
     pid = int(pidfile.read_text())
     pidfile.unlink()
     assert not _alive(pid)
+
+
+def _period_versions(archive: Archive, period: str, files: list[tuple[str, bytes]]) -> list[FileVersion]:
+    versions = []
+    for name, data in files:
+        sha = sha256_of(data)
+        versions.append(FileVersion(period=period, path=f"{period}/{name}", file_name=name, sha256=sha, size_bytes=len(data),
+                                    modified_at="2016-07-01T00:00:00Z", first_seen_at="2016-07-01T00:00:00Z",
+                                    archived_path=archive.store(data, sha, Path(name).suffix)))  # fmt: skip
+    return versions
+
+
+def test_a_worker_death_in_a_period_task_costs_one_refusal_and_that_periods_preparation(tmp_path, matcher):
+    """The parse step parses a period's files in one task: when a file kills the worker,
+    the task's files are parsed again one by one (only the culprit is refused) and the
+    period is left for the build to prepare; other periods are unaffected."""
+    good = _good_files(5)
+    archive = Archive(tmp_path / "archive")
+    bad = _period_versions(archive, "2016-06", [good[0], ("DIE one.xlsx", good[1][1] + b"1"), good[2]])
+    fine = _period_versions(archive, "2016-07", good[3:])
+    cache, prepared = ParseCache(tmp_path / "cache", "t"), ParseCache.at(tmp_path / "prepared")
+    periods = {"2016-06": (bad, "key-06"), "2016-07": (fine, "key-07")}
+    done = batch.parse_periods(periods, archive, cache, prepared, matcher, Limits(), 2, exit_on_marker)
+    assert (done.versions, done.parsed_now, done.unreadable) == (5, 5, 1)
+    for v in bad + fine:
+        codes = [i.code for i in cache.get(v.sha256).issues]
+        assert codes == (["file_corrupt"] if "DIE" in v.file_name else []), v.file_name
+    assert prepared.get("key-06") is None and prepared.get("key-07") is not None
+    # Nothing is parsed again; the period the task could not prepare is prepared now.
+    again = batch.parse_periods(periods, archive, cache, prepared, matcher, Limits(), 2, exit_on_marker)
+    assert (again.parsed_now, again.unreadable, again.prepared_now) == (0, 1, 1)
+    assert [i.code for i in prepared.get("key-06").issues[bad[1].sha256]] == ["file_corrupt"]
+
+
+def test_a_period_task_that_never_finishes_is_timed_out(tmp_path, matcher, monkeypatch):
+    monkeypatch.setattr(batch, "PARSE_TIMEOUT_SECONDS", 3)
+    token = f"{os.getpid()}{time.monotonic_ns()}"
+    pidfile = pid_file(token)
+    good = _good_files(3)
+    archive = Archive(tmp_path / "archive")
+    versions = _period_versions(archive, "2016-06", [good[0], (f"HANG-{token}.xlsx", good[1][1] + b"h"), good[2]])
+    cache = ParseCache(tmp_path / "cache", "t")
+    started = time.monotonic()
+    done = batch.parse_periods({"2016-06": (versions, "k")}, archive, cache, ParseCache.at(tmp_path / "p"), matcher, Limits(), 2, hang_on_marker)
+    assert time.monotonic() - started < 30
+    assert (done.parsed_now, done.unreadable) == (3, 1)
+    assert [i.code for i in cache.get(versions[1].sha256).issues] == ["file_parse_timeout"]
+    assert cache.get(versions[0].sha256).district_code and cache.get(versions[2].sha256).district_code
+    pidfile.unlink(missing_ok=True)
 
 
 def test_worker_memory_cap_leaves_room_for_two_workers_under_one_gigabyte():

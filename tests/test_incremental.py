@@ -79,12 +79,15 @@ def _tables(settings):
         con.close()
 
 
-def test_periods_checked_in_workers_give_the_same_warehouse(tmp_path, monkeypatch):
+def test_periods_prepared_anywhere_give_the_same_warehouse(tmp_path, monkeypatch):
+    """A period's content is prepared by the parse step's workers, by the build's workers
+    (when the parse step did not), or in the pipeline process: the warehouse is the same."""
     register = pd.read_csv(REGISTER, dtype=str)
     periods = ["2017-01", "2017-02", "2017-03", "2017-04"]
     results = {}
     from_workers = []
     real = flow.prepare_in_parallel
+    real_prepared = flow.Context.prepared
 
     def spy(*args, **kwargs):
         for period, content in real(*args, **kwargs):
@@ -92,20 +95,25 @@ def test_periods_checked_in_workers_give_the_same_warehouse(tmp_path, monkeypatc
             yield period, content
 
     monkeypatch.setattr(flow, "prepare_in_parallel", spy)
-    for mode, minimum in (("serial", 10**9), ("parallel", 2)):
+    for mode, minimum in (("parse step", 2), ("build workers", 2), ("in process", 10**9)):
         monkeypatch.setattr(flow, "PARALLEL_PREPARE_MIN_PERIODS", minimum)
-        settings = make_settings(tmp_path / mode)
+        monkeypatch.setattr(flow.Context, "prepared", real_prepared)
+        settings = make_settings(tmp_path / mode.replace(" ", "_"))
         for i, p in enumerate(periods):  # random figures: every period has history warnings
             generate(register, p, settings.raw_dir / p, seed=300 + i)
         ctx = flow.make_context(settings)
         for p in periods:
             flow.ingest(ctx, p)
-        flow.parse(ctx, periods)
+        assert flow.parse(ctx, periods).prepared_now == len(periods)
+        if mode != "parse step":  # the build finds nothing prepared
+            empty = tmp_path / f"nothing prepared {mode}"
+            monkeypatch.setattr(flow.Context, "prepared", property(lambda self: flow.ParseCache.at(empty)))
         assert [b.period for b in flow.build_warehouse(ctx, periods, run_id="t").built] == periods
         results[mode] = _tables(settings)
-    assert any(row for row in results["serial"]["audit.issues"])
-    assert from_workers == [True] * len(periods)  # every period's content was checked in a worker
-    assert results["parallel"] == results["serial"]
+    assert any(row for row in results["in process"]["audit.issues"])
+    assert from_workers == [True] * len(periods)  # only the "build workers" run used the build's workers
+    assert results["parse step"] == results["in process"]
+    assert results["build workers"] == results["in process"]
 
 
 def test_build_without_worker_processes_prepares_in_process(tmp_path, monkeypatch):
@@ -121,6 +129,8 @@ def test_build_without_worker_processes_prepares_in_process(tmp_path, monkeypatc
         flow.ingest(ctx, p)
     flow.parse(ctx, periods)
     monkeypatch.setattr(flow, "PARALLEL_PREPARE_MIN_PERIODS", 1)
+    # Nothing prepared by the parse step: the build would use its own workers.
+    monkeypatch.setattr(flow.Context, "prepared", property(lambda self: flow.ParseCache.at(tmp_path / "nothing prepared")))
 
     def no_pool(*args, **kwargs):
         raise RuntimeError("parse worker processes could not be started")

@@ -148,6 +148,9 @@ class Context:
     previous: pd.DataFrame | None
     suggest: Suggest | None
     file: np.ndarray  # per row: position of its return in ``returns``
+    # Per return, its period, when returns of several periods are checked at once
+    # (the history checks of a whole build); None: every return is of ``period``.
+    periods: list[str] | None = None
     _cache: dict[tuple, Any] = field(default_factory=dict)
 
     # ----------------------------------------------------------- per return
@@ -267,7 +270,8 @@ class Context:
         code = self.values("matched_unit_code")[i]
         if isinstance(code, str) and code in self.units.index:
             return self.unit_display(code)
-        own = self.returns[self.file[i]].rows.columns
+        own_rows = self.returns[self.file[i]].rows
+        own = own_rows.columns if own_rows is not None else self.rows.columns
         written = "unit_name_raw" if "unit_name_raw" in own else "unit_name" if "unit_name" in own else None
         return fmt_value(self.values(written)[i]) if written else ""
 
@@ -275,13 +279,14 @@ class Context:
 
     def file_issue(self, k: int, rule_code: str, cell: str | None = None, /, **params: Any) -> Found:
         parsed = self.returns[k]
+        period = self.periods[k] if self.periods is not None else self.period
         issue = make_issue(
             rule_code,
             sheet=parsed.sheet,
             cell=cell,
             file=parsed.file_name,
-            period=self.period,
-            period_label=period_label(self.period),
+            period=period,
+            period_label=period_label(period),
             **params,
         )
         return k, issue
@@ -678,10 +683,17 @@ def _match_previous(ctx: Context) -> _Previous | None:
     # already chose the rows.
     codes = prev["unit_code"].to_numpy(dtype=object)
     by_district = "district_code" in prev.columns
-    keys = zip(prev["district_code"].to_numpy(dtype=object), codes) if by_district else codes
-    where = {key: n for n, key in enumerate(keys)}  # the last row of a unit wins
     matched, district = ctx.values("matched_unit_code"), ctx.district()
-    at = [None if _blank(code) else where.get((d, code) if by_district else code) for d, code in zip(district, matched)]
+    if by_district and "for_period" in prev.columns and ctx.periods is not None:
+        # Several periods at once: each row is compared with the rows named for its own period.
+        keys = zip(prev["for_period"].to_numpy(dtype=object), prev["district_code"].to_numpy(dtype=object), codes)
+        where = {key: n for n, key in enumerate(keys)}  # the last row of a unit wins
+        row_period = np.asarray(ctx.periods, dtype=object)[ctx.file]
+        at = [None if _blank(code) else where.get((p, d, code)) for p, d, code in zip(row_period, district, matched)]
+    else:
+        keys = zip(prev["district_code"].to_numpy(dtype=object), codes) if by_district else codes
+        where = {key: n for n, key in enumerate(keys)}  # the last row of a unit wins
+        at = [None if _blank(code) else where.get((d, code) if by_district else code) for d, code in zip(district, matched)]
 
     def take(source: np.ndarray, missing: Any = None) -> list:
         return [missing if n is None else source[n] for n in at]
@@ -813,11 +825,49 @@ def check_returns(
     ctx = build_context(
         [parsed_list[n] for n in positions], units=units, districts=districts, period=period, previous=previous, suggest=suggest
     )
-    found: list[list[Issue]] = [[] for _ in positions]
+    for k, issues in enumerate(_run_rules(ctx, stages)):
+        out[positions[k]] = issues
+    return out
+
+
+def check_history_stacked(
+    returns: list[ParsedReturn],
+    rows: pd.DataFrame,
+    *,
+    periods: list[str],
+    units: pd.DataFrame,
+    districts: pd.DataFrame,
+    previous: pd.DataFrame,
+) -> list[list[Issue]]:
+    """The history issues of returns of many periods in one pass (one list per return).
+
+    ``rows``: the returns' unit rows already stacked, ``_file`` giving each
+    row's position in ``returns`` (every return has rows; ``returns[k].rows``
+    may be None). ``periods[k]`` is return k's period; ``previous`` holds, per
+    period, the rows it is compared with, tagged ``for_period`` (see
+    ``pipeline.warehouse.load.PriorRows.rows_for``). Each list equals what
+    ``check_returns(stages="history")`` gives that return in its own period.
+    """
+    if not returns:
+        return []
+    rows = rows.reset_index(drop=True)
+    reg_units, reg_districts = _indexed_register(units, districts)
+    ctx = Context(returns, rows, reg_units, reg_districts, periods[0], previous, None, rows["_file"].to_numpy(), periods)
+    return _run_rules(ctx, "history")
+
+
+# The columns of a return's rows the history rules read: all a build keeps for them.
+HISTORY_ROW_COLUMNS = ("excel_row", "matched_unit_code", "unit_name", "unit_name_raw", "has_cell", "total_members", "note")
+
+
+def _run_rules(ctx: Context, stages: str) -> list[list[Issue]]:
+    """Each return's issues from the rules of ``stages``: in sheet order, without repeats."""
+    found: list[list[Issue]] = [[] for _ in range(ctx.n_files)]
     for codes, fn in _rules_for(stages):
         for k, issue in fn(ctx):
             found[k].append(issue)
-    for k, issues in enumerate(found):
+    out = []
+    for issues in found:
         seen: set[tuple] = set()
         kept = []
         for issue in issues:
@@ -826,7 +876,7 @@ def check_returns(
             if key not in seen:
                 seen.add(key)
                 kept.append(issue)
-        out[positions[k]] = sorted(kept, key=_cell_order)
+        out.append(sorted(kept, key=_cell_order))
     return out
 
 

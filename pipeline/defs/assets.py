@@ -72,11 +72,18 @@ def raw_returns(context: dg.AssetExecutionContext, paths: PipelineConfig) -> dg.
 def parsed_returns(context: dg.AssetExecutionContext, paths: PipelineConfig) -> dg.MaterializeResult:
     """Each archived version read into typed unit rows (parsed in parallel, cached by content hash)."""
     ctx = flow.make_context(paths.settings())
-    results, parsed_now = flow.parse(ctx, _periods(context))
-    unreadable = sum(1 for p in results.values() if p.rows is None)
-    context.log.info(f"{len(results)} versions: {parsed_now} parsed now, {len(results) - parsed_now} from cache, {unreadable} unreadable")
+    done = flow.parse(ctx, _periods(context))
+    context.log.info(
+        f"{done.versions} versions: {done.parsed_now} parsed now, {done.versions - done.parsed_now} from cache, "
+        f"{done.unreadable} unreadable; {done.prepared_now} periods prepared for the warehouse"
+    )
     return dg.MaterializeResult(
-        metadata={"versions": len(results), "parsed_now": parsed_now, "from_cache": len(results) - parsed_now, "unreadable": unreadable}
+        metadata={
+            "versions": done.versions,
+            "parsed_now": done.parsed_now,
+            "from_cache": done.versions - done.parsed_now,
+            "unreadable": done.unreadable,
+        }
     )
 
 

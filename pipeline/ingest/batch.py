@@ -17,9 +17,14 @@ a hostile file that slips past the guards costs one refusal, not the run:
   processes are killed (a stuck native call cannot be interrupted otherwise);
   the other unfinished jobs are re-run.
 
-Workers read the archived bytes themselves, so the pipeline process never
-holds more than one result at a time. Crash and time-out refusals are cached
-like any result, so a run and its re-run refuse the same files.
+Workers read the archived bytes themselves and send results back pickled; the
+pipeline process stores those bytes in the cache without loading them. The
+parse step hands a worker a whole period (``parse_periods``): having the
+period's results in memory, the worker also prepares the period's warehouse
+content (``load.prepare_content``), so the build neither re-reads results nor
+checks content itself. A task that fails is redone file by file with the
+isolation above. Crash and time-out refusals are cached like any result, so a
+run and its re-run refuse the same files.
 """
 
 from __future__ import annotations
@@ -137,16 +142,19 @@ def _init_worker(matcher: UnitMatcher) -> None:
 def _parse_in_worker(path: str, file_name: str, limits: Limits, parse_fn: ParseFn = parse_return) -> bytes:
     """The pickled result: the pipeline keeps these bytes in the cache pack as they are,
     instead of unpickling and pickling every result again."""
+    return pickle.dumps(_parse_one(path, file_name, limits, parse_fn), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _parse_one(path: str, file_name: str, limits: Limits, parse_fn: ParseFn) -> ParsedReturn:
     assert _worker_matcher is not None
     try:
         data = Path(path).read_bytes()
-        result = parse_fn(data, file_name, _worker_matcher, limits)
+        return parse_fn(data, file_name, _worker_matcher, limits)
     except MemoryError:
-        result = _refused(file_name, "file_zip_bomb", "vượt giới hạn bộ nhớ khi đọc")
+        return _refused(file_name, "file_zip_bomb", "vượt giới hạn bộ nhớ khi đọc")
     except Exception as exc:  # one file's failure must never take the run down
         log.warning("parsing %s failed: %s: %s", file_name, type(exc).__name__, exc)
-        result = _refused(file_name, "file_corrupt", f"lỗi khi đọc nội dung tệp: {type(exc).__name__}")
-    return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        return _refused(file_name, "file_corrupt", f"lỗi khi đọc nội dung tệp: {type(exc).__name__}")
 
 
 def _refused(file_name: str, code: str, detail: str = "") -> ParsedReturn:
@@ -207,12 +215,19 @@ class ParseCache:
                 return None
         return value
 
-    def put(self, sha256: str, parsed: ParsedReturn, pickled: bytes | None = None) -> None:
-        """Keep a result; ``pickled`` (its pickle, as a worker sent it) is what the pack stores."""
+    def has(self, sha256: str) -> bool:
+        entries = self._entries.get(self.folder)
+        if entries is None or sha256 not in entries:
+            entries = self._load()
+        return sha256 in entries
+
+    def put(self, sha256: str, parsed: ParsedReturn | None, pickled: bytes | None = None) -> None:
+        """Keep a result; ``pickled`` (its pickle, as a worker sent it) is what the pack stores.
+        With ``parsed`` None the result stays pickled until someone asks for it."""
         entries = self._entries.get(self.folder)
         if entries is None:  # packs are listed once per process, not once per result
             entries = self._load()
-        entries[sha256] = parsed
+        entries[sha256] = parsed if parsed is not None else pickled
         self._pending[sha256] = pickled if pickled is not None else parsed
 
     def flush(self) -> None:
@@ -306,16 +321,195 @@ def parse_all(
     return results, len(todo)
 
 
-def _prepare_in_worker(period: str, versions: list[FileVersion], cache_folder: str) -> bytes:
-    """pipeline.warehouse.load.prepare_content of one period, from parse results already cached."""
+# A period of at most this many files to parse is one worker task, which also prepares the
+# period's warehouse content from the results it holds; larger periods (a national one)
+# are split into tasks of this size and prepared later.
+TASK_FILES = 32
+
+
+@dataclass(frozen=True)
+class ParseTask:
+    jobs: list[ParseJob]  # parsed in this task
+    period: str | None = None  # set when the task also prepares this period's content
+    versions: list[FileVersion] | None = None
+    prepared_key: str = ""
+
+
+@dataclass
+class ParseSummary:
+    """What the parse step did, without loading the results in the pipeline process."""
+
+    versions: int  # distinct contents of the periods
+    parsed_now: int
+    unreadable: int
+    prepared_now: int = 0
+
+
+def _run_task_in_worker(
+    task: ParseTask, archive_root: str, cache_folder: str, limits: Limits, parse_fn: ParseFn
+) -> tuple[list[tuple[str, bytes, bool]], bytes | None]:
+    """Parse a task's files; with ``task.period``, also prepare that period's content.
+
+    Returns (sha256, pickled result, readable) per file and the pickled
+    ``PreparedContent`` (None when not asked for or not possible here).
+    """
+    parsed: dict[str, ParsedReturn] = {}
+    out = []
+    for job in task.jobs:
+        result = _parse_one(str(Path(archive_root) / job.archived_path), job.file_name, limits, parse_fn)
+        parsed[job.sha256] = result
+        out.append((job.sha256, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL), result.rows is not None))
+    prepared = None
+    if task.period is not None and task.versions is not None:
+        prepared = _prepare(task.period, task.versions, parsed, cache_folder)
+    return out, prepared
+
+
+def _prepare(period: str, versions: list[FileVersion], parsed: dict[str, ParsedReturn], cache_folder: str) -> bytes | None:
+    """pipeline.warehouse.load.prepare_content of one period in a worker, pickled; None if a result is missing."""
     from pipeline.warehouse.load import prepare_content
 
     assert _worker_matcher is not None
-    parsed, todo = _known(jobs_for(versions), ParseCache.at(Path(cache_folder)))
-    if todo:  # not parsed yet: the pipeline process prepares this period itself
-        return pickle.dumps(None)
-    content = prepare_content(period, versions, parsed, _worker_matcher.register, _worker_matcher)
+    known, todo = _known([j for j in jobs_for(versions) if j.sha256 not in parsed], ParseCache.at(Path(cache_folder)))
+    if todo:  # not parsed yet: the pipeline prepares this period itself
+        return None
+    known.update(parsed)
+    for job in jobs_for(versions):  # a result carries the name of the file it is checked under
+        known[job.sha256].file_name = job.file_name
+    content = prepare_content(period, versions, known, _worker_matcher.register, _worker_matcher)
     return pickle.dumps(content, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def parse_periods(
+    periods: dict[str, tuple[list[FileVersion], str]],
+    archive: Archive,
+    cache: ParseCache,
+    prepared: ParseCache,
+    matcher: UnitMatcher,
+    limits: Limits,
+    workers: int | None = None,
+    parse_fn: ParseFn = parse_return,
+) -> ParseSummary:
+    """Parse every version of the periods not already parsed and prepare each period's content.
+
+    ``periods``: period -> (its versions, the key its prepared content is kept
+    under in ``prepared``). A period's files are parsed in one worker task
+    that then prepares the period (``load.prepare_content``) from the results
+    it holds: nothing is read back from the cache, and the pipeline process
+    only stores bytes. A task that fails (a worker killed, a time-out) is
+    redone file by file with ``parse_all``'s isolation, and its period is
+    prepared by the warehouse build instead.
+    """
+    tasks: list[ParseTask] = []
+    shas: set[str] = set()
+    unreadable = 0
+    cached: list[str] = []
+    for period, (versions, key) in periods.items():
+        jobs = jobs_for(versions)
+        todo = []
+        for job in jobs:
+            first = job.sha256 not in shas
+            shas.add(job.sha256)
+            if job.refusal:
+                unreadable += first
+            elif cache.has(job.sha256):
+                if first:
+                    cached.append(job.sha256)
+            else:
+                todo.append(job)
+        prepare = not prepared.has(key)
+        if len(todo) <= TASK_FILES and (todo or prepare):
+            tasks.append(ParseTask(todo, period if prepare else None, versions if prepare else None, key))
+        else:
+            tasks += [ParseTask(todo[i : i + TASK_FILES]) for i in range(0, len(todo), TASK_FILES)]
+    parsed_now: set[str] = set()
+    prepared_now = 0
+    failed: list[ParseJob] = []
+
+    def done(task: ParseTask, outcome) -> None:
+        nonlocal unreadable, prepared_now
+        files, content = outcome
+        for sha, pickled, readable in files:
+            if sha not in parsed_now:
+                parsed_now.add(sha)
+                unreadable += not readable
+            cache.put(sha, None, pickled)
+        if content is not None:
+            prepared.put(task.prepared_key, None, content)
+            prepared_now += 1
+        crash_point("parsed_one")  # test-only: some results cached, others not
+
+    try:
+        if tasks:
+            failed = _run_tasks(tasks, archive, cache, matcher, limits, workers, parse_fn, done)
+    finally:
+        cache.flush()
+        prepared.flush()
+    if failed:  # redone one file at a time where needed, so only a culprit is refused
+        again = [j for j in failed if j.sha256 not in parsed_now]
+        results, _ = parse_all(again, archive, cache, matcher, limits, workers, parse_fn)
+        for sha, result in results.items():
+            if sha not in parsed_now:
+                parsed_now.add(sha)
+                unreadable += result.rows is None
+    for sha in cached:  # results of an earlier run: loaded only to be counted
+        result = cache.get(sha)
+        unreadable += result is None or result.rows is None
+    return ParseSummary(len(shas), len(parsed_now), unreadable, prepared_now)
+
+
+def _run_tasks(tasks, archive, cache, matcher, limits, workers, parse_fn, done) -> list[ParseJob]:
+    """Run the tasks, in order; returns the jobs of the tasks that failed, to be parsed file by file.
+
+    As in ``_run_pool``: a time-out names the task waited for; a dead worker
+    names no one while several tasks run, so the unfinished tasks are run
+    again one at a time, and then the one that kills its worker is known.
+    """
+    failed: list[ParseJob] = []
+    pending, isolate = list(tasks), False
+    while pending:
+        n = 1 if isolate else (workers or min(len(pending), os.cpu_count() or 1))
+        try:
+            pool = _pool(n, matcher)
+        except Exception as exc:  # noqa: BLE001 - no workers: everything goes the file-by-file way
+            log.warning("no worker processes for parsing: %s", exc)
+            return failed + [j for t in pending for j in t.jobs]
+        futures = [(t, pool.submit(_run_task_in_worker, t, str(archive.root), str(cache.folder), limits, parse_fn)) for t in pending]
+        pending = []
+        clean = False
+        try:
+            for i, (task, future) in enumerate(futures):
+                try:
+                    done(task, future.result(timeout=PARSE_TIMEOUT_SECONDS))
+                except (FutureTimeout, BrokenProcessPool) as exc:
+                    crashed = isinstance(exc, BrokenProcessPool)
+                    log.warning("a parse task of %d files did not finish (%s)", len(task.jobs), type(exc).__name__)
+                    _kill(pool)
+                    unfinished = []
+                    for later, f in futures[i:]:
+                        if f.done() and not f.cancelled() and f.exception() is None:
+                            done(later, f.result())
+                        else:
+                            unfinished.append(later)
+                    if crashed and not isolate and len(unfinished) > 1:
+                        pending, isolate = unfinished, True
+                    else:  # the task waited for is the one: its files go one by one
+                        failed += task.jobs
+                        pending = [t for t in unfinished if t is not task]
+                    break
+            else:
+                clean = True
+        finally:
+            if clean:
+                pool.shutdown(wait=True)
+            else:
+                _kill(pool)
+    return failed
+
+
+def _prepare_in_worker(period: str, versions: list[FileVersion], cache_folder: str) -> bytes:
+    """pipeline.warehouse.load.prepare_content of one period, from parse results already cached."""
+    return _prepare(period, versions, {}, cache_folder) or pickle.dumps(None)
 
 
 def prepare_in_parallel(

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from pipeline.archive import FileVersion
 from pipeline.checks.catalogue import Issue, make_issue
-from pipeline.checks.rules import check_returns, merge_in_sheet_order
+from pipeline.checks.rules import HISTORY_ROW_COLUMNS, check_history_stacked, check_returns, merge_in_sheet_order
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.model import ParsedReturn
 from pipeline.register import Register
@@ -31,7 +32,6 @@ class PeriodResult:
     issues: dict[str, list[Issue]]  # by sha256
     district_status: dict[str, str]
     counts: dict[str, int] = field(default_factory=dict)
-    unit_rows: pd.DataFrame | None = None  # what core.unit_returns gets for the period
 
 
 def load_register(con: duckdb.DuckDBPyConnection, register: Register) -> None:
@@ -66,47 +66,97 @@ def _history_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-class History:
-    """Per district, its core.unit_returns rows of its latest period so far, walking periods in order.
+Snapshot = dict[str, str]  # district -> the period whose rows it is compared with
 
-    ``previous()`` before ``advance(period)`` is what the history checks compare
-    ``period`` with: per district, not province-wide, so a district that missed
-    the last period is compared with the last return it did have accepted. The
-    warehouse's rows are read once; a period rebuilt in this build advances with
-    the rows it is about to get, so no period has to be written before the next
-    one is checked.
+
+class PriorRows:
+    """What each period's history checks compare with, walking periods in order.
+
+    Per district, its core.unit_returns rows of its latest period so far: per
+    district, not province-wide, so a district that missed the last period is
+    compared with the last return it did have accepted. The walk only names
+    periods (``snapshot()`` before ``advance(period)``); the rows themselves
+    are gathered once for the whole build (``rows_for``) and digested for the
+    build fingerprints in batches (``digests``), so a period costs no pandas
+    work of its own. A period rebuilt now advances with the rows it is about
+    to get, so no period has to be written before the next one is checked.
     """
 
     def __init__(self, stored: pd.DataFrame) -> None:
         stored = _history_rows(stored)
-        self._stored = {p: g for p, g in stored.groupby("period", sort=False)}
-        self._latest: dict[str, pd.DataFrame] = {}
+        self._rows: dict[str, pd.DataFrame] = {p: g for p, g in stored.groupby("period", sort=False)}
+        self._districts: dict[str, list[str]] = {p: list(g["district_code"].unique()) for p, g in self._rows.items()}
+        self._latest: Snapshot = {}
+        self._digests: dict[tuple[str, str], bytes] = {}  # (period, district) -> digest of those rows
+        self._digested: set[str] = set()  # periods whose groups are in _digests
 
     @classmethod
-    def from_warehouse(cls, con: duckdb.DuckDBPyConnection) -> "History":
+    def from_warehouse(cls, con: duckdb.DuckDBPyConnection) -> "PriorRows":
         return cls(con.execute(f"select {', '.join(_HISTORY_COLUMNS)} from core.unit_returns").df())
 
-    def previous(self) -> pd.DataFrame:
-        if not self._latest:
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in _HISTORY_COLUMNS})
-        frames = [self._latest[d] for d in sorted(self._latest)]
-        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    def snapshot(self) -> Snapshot:
+        """Per district, the period of the rows the next period is compared with."""
+        return dict(self._latest)
 
     def advance(self, period: str, rows: pd.DataFrame | None = None) -> None:
-        """Move past ``period``: its rows are ``rows`` when rebuilt now, else what the warehouse holds."""
-        rows = self._stored.get(period) if rows is None else _history_rows(rows)
-        if rows is None or rows.empty:
+        """Move past ``period``: its rows are ``rows`` (``history_rows`` columns and dtypes) when
+        rebuilt now, else what the warehouse holds."""
+        if rows is not None:
+            self._rows[period] = rows
+            self._districts[period] = list(rows["district_code"].unique())
+            self._digested.discard(period)
+        for district in self._districts.get(period, []):
+            self._latest[district] = period
+
+    def digests(self, snapshots: list[Snapshot]) -> list[str]:
+        """A digest of the rows each snapshot names: the history checks' whole input, for the build fingerprint."""
+        if any(p not in self._digested for snap in snapshots for p in snap.values()):
+            # Every period not digested yet, in one pass: walking a warehouse asks for one more each period.
+            self._digest_periods(sorted(self._rows.keys() - self._digested))
+        out = []
+        for snap in snapshots:
+            digest = hashlib.sha256()
+            for district in sorted(snap):
+                digest.update(f"{district}\0{snap[district]}\0".encode())
+                digest.update(self._digests[(snap[district], district)])
+            out.append(digest.hexdigest())
+        return out
+
+    def _digest_periods(self, periods: list[str]) -> None:
+        """Digest every (period, district) group of rows of ``periods`` in one pass."""
+        self._digested.update(periods)
+        self._digests = {key: d for key, d in self._digests.items() if key[0] not in set(periods)}
+        frames = [self._rows[p] for p in periods if len(self._rows[p])]
+        if not frames:
             return
-        for district, group in rows.groupby("district_code", sort=False):
-            self._latest[district] = group
+        rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+        # pandas' row hashes are fixed-key and the dtypes fixed by _history_rows, so equal rows
+        # digest equally in any run; sorting by unit makes a group's digest independent of row order.
+        hashes = pd.util.hash_pandas_object(rows[["period", "unit_code", "has_cell", "total_members"]], index=False).to_numpy()
+        keys = rows[["period", "district_code", "unit_code"]].astype(str).to_numpy()
+        order = np.lexsort((keys[:, 2], keys[:, 1], keys[:, 0]))
+        hashes, keys = hashes[order], keys[order]
+        group = keys[:, 0] + "\0" + keys[:, 1]
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        ends = np.r_[starts[1:], len(group)]
+        for a, b in zip(starts, ends):
+            self._digests[(keys[a, 0], keys[a, 1])] = hashlib.sha256(hashes[a:b].tobytes()).digest()
 
-
-def rows_digest(previous: pd.DataFrame) -> str:
-    """A digest of ``History.previous()``: the history checks' whole input, for the build fingerprint."""
-    ordered = _history_rows(previous).sort_values(["unit_code", "period"], kind="stable")
-    # pandas' row hashes are fixed-key and the dtypes fixed above, so equal rows digest equally in any run.
-    hashes = pd.util.hash_pandas_object(ordered[["period", "unit_code", "has_cell", "total_members"]], index=False)
-    return hashlib.sha256(hashes.to_numpy().tobytes()).hexdigest()
+    def rows_for(self, snapshots: dict[str, Snapshot]) -> pd.DataFrame:
+        """The rows each period (key) is compared with, tagged ``for_period``: one frame for all of them."""
+        pairs = [(k, d, p) for k, snap in snapshots.items() for d, p in snap.items()]
+        columns = ["for_period", *_HISTORY_COLUMNS]
+        sources = sorted({p for _, _, p in pairs})
+        frames = [self._rows[p] for p in sources if p in self._rows and len(self._rows[p])]
+        if not pairs or not frames:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        rows = pd.concat(frames, ignore_index=True)
+        rows["_row"] = np.arange(len(rows))
+        wanted = pd.DataFrame(pairs, columns=["for_period", "district_code", "period"], dtype=object)
+        joined = wanted.merge(rows, on=["period", "district_code"], how="inner")
+        # Within a district's rows their own order is kept: the last row of a unit wins a comparison.
+        joined = joined.sort_values(["for_period", "district_code", "_row"], kind="stable")
+        return joined[columns].reset_index(drop=True)
 
 
 def _checked_shas(versions: list[FileVersion]) -> list[str]:
@@ -119,7 +169,7 @@ def check_content(
     """Each distinct submitted content's file, layout and content issues (all but the history checks).
 
     Needs nothing from other periods, so periods can be checked in any order or
-    at once; ``finish_period`` adds the history checks.
+    at once; ``check_history`` adds the history checks.
     """
     shas = _checked_shas(versions)
     returns = [parsed[sha] for sha in shas]
@@ -129,111 +179,179 @@ def check_content(
     return {sha: list(p.issues) + found for sha, p, found in zip(shas, returns, content)}
 
 
-def check_history(
-    period: str, versions: list[FileVersion], parsed: dict[str, ParsedReturn], register: Register, previous: pd.DataFrame
-) -> dict[str, list[Issue]]:
-    """The history checks of each distinct content: against each district's last accepted rows (``History``)."""
-    shas = _checked_shas(versions)
-    found = check_returns(
-        [parsed[sha] for sha in shas], units=register.units, districts=register.districts, period=period,
-        previous=previous, stages="history",
-    )  # fmt: skip
-    return dict(zip(shas, found))
-
-
 @dataclass
 class PreparedContent:
-    """What can be worked out for a period without the periods before it (see ``prepare_content``)."""
+    """What can be worked out for a period without the periods before it (see ``prepare_content``).
+
+    Everything later steps need of the parsed returns is here, so a period
+    prepared in a worker process never has its parse results loaded in the
+    pipeline process.
+    """
 
     period: str
     issues: dict[str, list[Issue]]  # by sha256: file, layout and content issues
+    own_issues: dict[str, int]  # by sha256: how many of ``issues`` (the first) the parser found
+    returns: dict[str, ParsedReturn]  # by sha256: the parse result without its rows or issues
     staging: pd.DataFrame
+    history_shas: list[str]  # the returns with unit rows, in the order ``history_input`` stacks them
+    history_input: pd.DataFrame  # their rows (rules.HISTORY_ROW_COLUMNS), ``_file`` = position in history_shas
+    unit_rows: pd.DataFrame  # what core.unit_returns gets for the period (``history_rows`` columns)
 
 
 def prepare_content(
     period: str, versions: list[FileVersion], parsed: dict[str, ParsedReturn], register: Register, matcher: UnitMatcher
 ) -> PreparedContent:
-    """The part of a period's preparation that does not depend on other periods."""
+    """The part of a period's preparation that does not depend on other periods.
+
+    Which return is in effect depends only on errors, and the history checks
+    only warn, so the period's core.unit_returns rows are known here already.
+    """
+    issues = check_content(period, versions, parsed, register, matcher)
+    shas = list(issues)
+    staging = _staging_rows(period, parsed, set(shas))
+    decisions = decide(versions, _outcomes(issues, {sha: parsed[sha].district_code for sha in shas}))
+    history_shas = [sha for sha in shas if parsed[sha].rows is not None and len(parsed[sha].rows)]
+    frames = [parsed[sha].rows[[c for c in HISTORY_ROW_COLUMNS if c in parsed[sha].rows.columns]] for sha in history_shas]
+    if frames:
+        history_input = pd.concat(frames, ignore_index=True)
+        history_input["_file"] = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
+    else:
+        history_input = pd.DataFrame({"_file": pd.Series(dtype="int64")})
     return PreparedContent(
-        period, check_content(period, versions, parsed, register, matcher),
-        _staging_rows(period, parsed, {v.sha256 for v in versions if not v.ignored}),
+        period=period,
+        issues=issues,
+        own_issues={sha: len(parsed[sha].issues) for sha in shas},
+        returns={sha: replace(parsed[sha], rows=None, issues=[]) for sha in shas},
+        staging=staging,
+        history_shas=history_shas,
+        history_input=history_input,
+        unit_rows=_unit_rows(staging, decisions, register),
+    )
+
+
+def _outcomes(issues: dict[str, list[Issue]], districts: dict[str, str | None]) -> dict[str, Outcome]:
+    return {
+        sha: Outcome(
+            district_code=districts[sha],
+            errors=sum(i.severity == "error" for i in found),
+            warnings=sum(i.severity == "warning" for i in found),
+        )
+        for sha, found in issues.items()
+    }
+
+
+def _unit_rows(staging: pd.DataFrame, decisions: dict[tuple[str, str], Decision], register: Register) -> pd.DataFrame:
+    """What load_periods.sql will put in core.unit_returns: the in-effect rows of register units."""
+    in_effect = {sha for (_, sha), d in decisions.items() if d.in_effect}
+    rows = staging[staging["sha256"].isin(in_effect)].drop(columns=["district_code"], errors="ignore")
+    rows = rows.assign(district_code=rows["unit_code"].map(register.unit_districts))
+    return _history_rows(rows[rows["district_code"].notna()])
+
+
+def check_history(
+    contents: list[PreparedContent], snapshots: dict[str, Snapshot], prior: PriorRows, register: Register
+) -> dict[tuple[str, str], list[Issue]]:
+    """The history checks of every period prepared in a build, in one pass: (period, sha256) -> issues.
+
+    Each return is compared with its district's rows named by its period's snapshot.
+    """
+    returns: list[ParsedReturn] = []
+    periods: list[str] = []
+    keys: list[tuple[str, str]] = []
+    frames = []
+    for c in contents:
+        if not c.history_shas:
+            continue
+        frames.append(c.history_input.assign(_file=c.history_input["_file"].to_numpy() + len(returns)))
+        returns += [c.returns[sha] for sha in c.history_shas]
+        periods += [c.period] * len(c.history_shas)
+        keys += [(c.period, sha) for sha in c.history_shas]
+    if not returns:
+        return {}
+    found = check_history_stacked(
+        returns, pd.concat(frames, ignore_index=True), periods=periods, units=register.units,
+        districts=register.districts, previous=prior.rows_for({c.period: snapshots[c.period] for c in contents}),
     )  # fmt: skip
+    return dict(zip(keys, found))
+
+
+_FILE_COLUMNS = [
+    "period", "file_name", "path", "sha256", "size_bytes", "modified_at", "first_seen_at", "district_code", "status",
+    "archived_path", "sheet", "errors", "warnings",
+]  # fmt: skip
+_ISSUE_COLUMNS = ["period", "file_name", "district_code", "sheet", "cell", "severity", "code", "message", "action", "path", "sha256"]
+_DISTRICT_COLUMNS = ["period", "district_code", "status", "sha256", "source_file", "source_path"]
 
 
 @dataclass
 class PendingRows:
-    """Rows of the periods built so far in this build, written to the audit and staging
-    tables once at the end (a statement per table, not per table and period)."""
+    """Rows of the periods built so far in this build, gathered as column lists and written to
+    the audit and staging tables once at the end (a frame and a statement per table, not per
+    table and period)."""
 
     periods: list[str] = field(default_factory=list)
-    tables: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
+    files: dict[str, list] = field(default_factory=lambda: {c: [] for c in _FILE_COLUMNS})
+    issues: dict[str, list] = field(default_factory=lambda: {c: [] for c in _ISSUE_COLUMNS})
+    districts: dict[str, list] = field(default_factory=lambda: {c: [] for c in _DISTRICT_COLUMNS})
+    staging: list[pd.DataFrame] = field(default_factory=list)
     builds: list[dict] = field(default_factory=list)
 
-    def add(self, period: str, frames: dict[str, pd.DataFrame]) -> None:
-        self.periods.append(period)
-        for table, frame in frames.items():
-            self.tables.setdefault(table, []).append(frame)
+    def frames(self) -> dict[str, pd.DataFrame]:
+        files = pd.DataFrame(self.files, columns=_FILE_COLUMNS)
+        for c in ("modified_at", "first_seen_at"):
+            files[c] = pd.to_datetime(files[c], utc=True, format="ISO8601")
+        non_empty = [f for f in self.staging if len(f)]
+        return {
+            "audit.files": files,
+            "audit.issues": pd.DataFrame(self.issues, columns=_ISSUE_COLUMNS),
+            "staging.return_rows": pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame(columns=_STAGING_COLUMNS),
+            "core.district_returns": pd.DataFrame(self.districts, columns=_DISTRICT_COLUMNS),
+            "audit.period_builds": pd.DataFrame(self.builds),
+        }
 
 
-def prepare_period(
-    period: str,
+def finish_period(
+    content: PreparedContent,
     versions: list[FileVersion],
-    parsed: dict[str, ParsedReturn],
+    history: dict[str, list[Issue]],
     register: Register,
-    matcher: UnitMatcher,
-    previous: pd.DataFrame,
     pending: PendingRows,
-    content: PreparedContent | None = None,
 ) -> PeriodResult:
-    """Check every version of a period and decide what is in effect; its rows go to ``pending``.
+    """Add the history issues to a prepared period, decide what is in effect; its rows go to ``pending``.
 
-    ``previous`` is ``History.previous()``; ``content`` is ``prepare_content``
-    of the period when it was worked out already (in parallel). Nothing is
-    written here: ``write_pending`` replaces every prepared period's slices at
-    once. ``PeriodResult.unit_rows`` are the rows core.unit_returns will hold
-    for the period (for ``History.advance``).
+    ``history``: by sha256, the period's part of ``check_history``. Nothing is
+    written here: ``write_pending`` replaces every finished period's slices at once.
     """
-    content = content or prepare_content(period, versions, parsed, register, matcher)
-    staging = content.staging
-    history = check_history(period, versions, parsed, register, previous)
+    period = content.period
     issues: dict[str, list[Issue]] = {}
-    outcomes: dict[str, Outcome] = {}
     for sha, found in content.issues.items():
-        p = parsed[sha]
-        own = len(p.issues)  # file and layout issues first, as the parser found them
+        own = content.own_issues[sha]  # file and layout issues first, as the parser found them
         issues[sha] = found[:own] + merge_in_sheet_order(found[own:], history.get(sha, []))
-        outcomes[sha] = Outcome(
-            district_code=p.district_code,
-            errors=sum(i.severity == "error" for i in issues[sha]),
-            warnings=sum(i.severity == "warning" for i in issues[sha]),
-        )
+    outcomes = _outcomes(issues, {sha: p.district_code for sha, p in content.returns.items()})
     decisions = decide(versions, outcomes)
     _note_kept_in_effect(versions, decisions, issues)
 
-    # Frames from column lists: a frame from a list of dicts costs a millisecond or two per
-    # table and period, more than the rest of this function.
     keyed = [decisions[(v.path, v.sha256)] for v in versions]
-    files = pd.DataFrame(
-        {
-            "period": [period] * len(versions),
-            "file_name": [v.file_name for v in versions],
-            "path": [v.path for v in versions],
-            "sha256": [v.sha256 for v in versions],
-            "size_bytes": [v.size_bytes for v in versions],
-            "modified_at": pd.to_datetime([v.modified_at for v in versions], utc=True, format="ISO8601"),
-            "first_seen_at": pd.to_datetime([v.first_seen_at for v in versions], utc=True, format="ISO8601"),
-            "district_code": [d.district_code for d in keyed],
-            "status": [d.status for d in keyed],
-            "archived_path": [v.archived_path for v in versions],
-            "sheet": [parsed[v.sha256].sheet if v.sha256 in parsed else None for v in versions],
-            "errors": [outcomes[v.sha256].errors if v.sha256 in outcomes else 0 for v in versions],
-            "warnings": [outcomes[v.sha256].warnings if v.sha256 in outcomes else 0 for v in versions],
-        }
-    )
+    files = pending.files
+    files["period"] += [period] * len(versions)
+    for column, values in (
+        ("file_name", [v.file_name for v in versions]),
+        ("path", [v.path for v in versions]),
+        ("sha256", [v.sha256 for v in versions]),
+        ("size_bytes", [v.size_bytes for v in versions]),
+        ("modified_at", [v.modified_at for v in versions]),
+        ("first_seen_at", [v.first_seen_at for v in versions]),
+        ("district_code", [d.district_code for d in keyed]),
+        ("status", [d.status for d in keyed]),
+        ("archived_path", [v.archived_path for v in versions]),
+        ("sheet", [content.returns[v.sha256].sheet if v.sha256 in content.returns else None for v in versions]),
+        ("errors", [outcomes[v.sha256].errors if v.sha256 in outcomes else 0 for v in versions]),
+        ("warnings", [outcomes[v.sha256].warnings if v.sha256 in outcomes else 0 for v in versions]),
+    ):
+        files[column] += values
 
     # Issues are reported once per submission (not again for duplicate copies).
-    issue_columns = ["period", "file_name", "district_code", "sheet", "cell", "severity", "code", "message", "action", "path", "sha256"]
-    issue_lists: dict[str, list] = {c: [] for c in issue_columns}
+    issue_lists = pending.issues
     for v, d in zip(versions, keyed):
         if d.status in ("duplicate", "ignored"):
             continue
@@ -246,35 +364,23 @@ def prepare_period(
             issue_lists[column] += [value] * n
         for column in ("sheet", "cell", "severity", "code", "message", "action"):
             issue_lists[column] += [getattr(i, column) for i in found]
-    issue_frame = pd.DataFrame(issue_lists, columns=issue_columns)
 
     in_effect = {d.district_code: (path, sha) for (path, sha), d in decisions.items() if d.in_effect}
     by_path = {(v.path, v.sha256): v for v in versions}
     statuses = district_statuses(decisions, list(register.districts["district_code"]))
     codes = list(statuses)
-    district_rows = pd.DataFrame(
-        {
-            "period": [period] * len(codes),
-            "district_code": codes,
-            "status": [statuses[c] for c in codes],
-            "sha256": [in_effect[c][1] if c in in_effect else None for c in codes],
-            "source_file": [by_path[in_effect[c]].file_name if c in in_effect else None for c in codes],
-            "source_path": [in_effect[c][0] if c in in_effect else None for c in codes],
-        }
-    )
+    rows = pending.districts
+    rows["period"] += [period] * len(codes)
+    rows["district_code"] += codes
+    rows["status"] += [statuses[c] for c in codes]
+    rows["sha256"] += [in_effect[c][1] if c in in_effect else None for c in codes]
+    rows["source_file"] += [by_path[in_effect[c]].file_name if c in in_effect else None for c in codes]
+    rows["source_path"] += [in_effect[c][0] if c in in_effect else None for c in codes]
 
-    pending.add(
-        period,
-        {"audit.files": files, "audit.issues": issue_frame, "staging.return_rows": staging, "core.district_returns": district_rows},
-    )
-    # What load_periods.sql will put in core.unit_returns: the in-effect rows of register units.
-    in_effect_shas = {sha for _, sha in in_effect.values()}
-    unit_rows = staging[staging["sha256"].isin(in_effect_shas)].drop(columns=["district_code"], errors="ignore")
-    unit_rows = unit_rows.assign(district_code=unit_rows["unit_code"].map(register.unit_districts))
-    unit_rows = unit_rows[unit_rows["district_code"].notna()]
-
+    pending.periods.append(period)
+    pending.staging.append(content.staging)
     counts = {s: sum(d.status == s for d in decisions.values()) for s in {d.status for d in decisions.values()}}
-    return PeriodResult(period, decisions, issues, statuses, counts, unit_rows=unit_rows)
+    return PeriodResult(period, decisions, issues, statuses, counts)
 
 
 def _note_kept_in_effect(
@@ -344,17 +450,15 @@ def record_build(pending: PendingRows, period: str, fingerprint: str, files: int
 
 
 def write_pending(con: duckdb.DuckDBPyConnection, pending: PendingRows) -> None:
-    """Replace the prepared periods' slices of every table, one statement per table."""
+    """Replace the finished periods' slices of every table, one statement per table."""
     if not pending.periods:
         return
     params = {"periods": pending.periods}
-    frames = {**pending.tables, "audit.period_builds": [pd.DataFrame(pending.builds)]}
-    for table, parts in frames.items():  # fixed identifiers only
+    for table, frame in pending.frames().items():  # fixed identifiers only
         con.execute(f"delete from {table} where list_contains($periods, period)", params)
-        non_empty = [f for f in parts if len(f)]
-        if not non_empty:
+        if not len(frame):
             continue
-        con.register("incoming", pd.concat(non_empty, ignore_index=True) if len(non_empty) > 1 else non_empty[0])
+        con.register("incoming", frame)
         try:
             con.execute(f"insert into {table} by name select * from incoming")
         finally:
