@@ -184,9 +184,14 @@ def run_pipeline(
         },
         "loggers": {"console": {"config": {"log_level": "ERROR" if quiet else "INFO"}}},
     }
-    result = job.execute_in_process(
-        instance=instance, partition_key=partition_key, tags=tags, raise_on_error=False, run_config=run_config
-    )
+    from pipeline.reports import pdf
+
+    try:
+        result = job.execute_in_process(
+            instance=instance, partition_key=partition_key, tags=tags, raise_on_error=False, run_config=run_config
+        )
+    finally:
+        pdf.cool_down()  # the LibreOffice the warehouse step started, if the reports did not use it
     outcome = RunOutcome(settings=settings, periods=requested, success=result.success, seconds=time.monotonic() - started)
     outcome.unchanged = unchanged
     if not result.success:

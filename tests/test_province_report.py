@@ -1,6 +1,9 @@
 import datetime as dt
+import os
 import shutil
+import signal
 import zipfile
+from pathlib import Path
 
 import openpyxl
 import pandas as pd
@@ -150,3 +153,39 @@ def test_to_pdf_renders_the_report(tmp_path, report):
     assert out == tmp_path / "pdf" / "bao_cao.pdf"
     assert out.read_bytes().startswith(b"%PDF")
     assert pdf.to_pdf(tmp_path / "absent.xlsx", tmp_path / "pdf2") is None
+
+
+def _office_processes(profile) -> list[int]:
+    """Processes whose command line names this LibreOffice profile."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(profile).encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice not installed")
+def test_a_libreoffice_started_ahead_renders_and_is_gone_afterwards(tmp_path, report):
+    pdf.warm_up()
+    warm = pdf._warm
+    assert warm is not None and warm.proc.poll() is None
+    out = pdf.to_pdf(report, tmp_path / "pdf")  # handed to the instance, even if it is still starting
+    assert out is not None and out.read_bytes().startswith(b"%PDF")
+    assert pdf._warm is None and not _office_processes(warm.profile) and not warm.home.exists()
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice not installed")
+def test_a_libreoffice_started_ahead_that_died_or_was_never_used_costs_nothing(tmp_path, report):
+    pdf.warm_up()
+    warm = pdf._warm
+    os.killpg(warm.proc.pid, signal.SIGKILL)
+    warm.proc.wait()
+    out = pdf.to_pdf(report, tmp_path / "pdf")  # starts its own
+    assert out is not None and out.read_bytes().startswith(b"%PDF")
+    pdf.warm_up()
+    unused = pdf._warm
+    pdf.cool_down()  # end of a run whose reports needed no PDF
+    assert pdf._warm is None and not _office_processes(unused.profile) and not unused.home.exists()

@@ -10,6 +10,7 @@ from dagster._core.storage.tags import (
 from dagster_duckdb import DuckDBResource
 
 from pipeline import flow
+from pipeline.reports import pdf
 from pipeline.defs.partitions import period_partitions, single_run
 from pipeline.defs.resources import PipelineConfig
 from pipeline.reports import outputs
@@ -122,6 +123,7 @@ _CHECKS = {
 def warehouse(context: dg.AssetExecutionContext, paths: PipelineConfig, config: BuildConfig):
     """Check every return, decide what is in effect, load DuckDB and publish it atomically."""
     ctx = flow.make_context(paths.settings())
+    pdf.warm_up()  # the report PDFs come next: LibreOffice starts while this step leaves cores free
     scope = _run_periods(context)
     periods = scope if scope is not None else ctx.archive.periods()
     result = flow.build_warehouse(ctx, periods, run_id=context.run.run_id, force=config.force)
