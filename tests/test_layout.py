@@ -373,3 +373,15 @@ def test_large_sheet_is_fast():
     layout = find_layout(sheet(rows, merged))
     assert len(layout.data_rows) == 3000
     assert time.perf_counter() - start < 2.0
+
+
+def test_formulas_without_value_finds_only_formula_cells_lacking_a_cached_value():
+    from pipeline.ingest.read import formulas_without_value
+
+    xml = (
+        b'<sheetData><row r="1"><c r="A1"><f>SUM(B1)</f></c><c\nr="B1" t="n"><f t="shared" si="0"/></c>'
+        b'<c r="C1"><f>1</f><v>1</v></c><c r="D1"><f>2</f><v></v></c><c r="E1" s="1"/><c r="F1"><v>3</v></c>'
+        b'<c r="G1" t="inlineStr"><is><t>f</t></is></c></row></sheetData>'
+    )
+    assert formulas_without_value(xml) == ["A1", "B1", "D1"]
+    assert formulas_without_value(b'<sheetData><row r="1"><c r="A1"><v>1</v></c></row></sheetData>') == []

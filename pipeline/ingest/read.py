@@ -31,6 +31,7 @@ _LEGACY_FONT = re.compile(rb'<name val="(\.Vn|VNI)', re.IGNORECASE)
 # A formula cell with no cached value: <c r="E20" ...><f>…</f></c> (no <v>).
 _CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.DOTALL)
 _REF = re.compile(rb'\br="([A-Z]+[0-9]+)"')
+_FORMULA = re.compile(rb"<f[\s/>]")
 
 
 # Whitespace between the structural elements of a pretty-printed ODS content.xml
@@ -172,17 +173,33 @@ def _mark_formulas_without_value(data: bytes, sheets: list[Sheet], known: dict[s
             part = parts.get(sheet.name)
             if part is None or not archive.has(part):
                 continue
-            xml = archive.read(part)
-            if b"<f" not in xml:
-                continue
-            for m in _CELL.finditer(xml):
-                body = m.group(2) or b""
-                if b"<f" in body and (b"<v>" not in body or b"<v></v>" in body):
-                    ref = _REF.search(m.group(1))
-                    if ref:
-                        sheet.formulas_without_value.append(ref.group(1).decode())
+            sheet.formulas_without_value.extend(formulas_without_value(archive.read(part)))
     finally:
         archive.close()
+
+
+def formulas_without_value(xml: bytes) -> list[str]:
+    """References of the cells of a worksheet part holding a formula but no cached value.
+
+    Only the cells around each formula are looked at: a return has a handful
+    of formulas (its totals) among thousands of cells.
+    """
+    found: list[str] = []
+    end = 0
+    for f in _FORMULA.finditer(xml):
+        if f.start() < end:
+            continue  # a second formula element in a cell already judged
+        start = max(xml.rfind(b"<c" + after, 0, f.start()) for after in (b" ", b"\t", b"\r", b"\n", b">"))
+        m = _CELL.match(xml, start) if start != -1 else None
+        if m is None or m.end() <= f.start():
+            continue  # not inside a cell
+        end = m.end()
+        body = m.group(2) or b""
+        if b"<v>" not in body or b"<v></v>" in body:
+            ref = _REF.search(m.group(1))
+            if ref:
+                found.append(ref.group(1).decode())
+    return found
 
 
 def xlsx_cell_fonts(data: bytes, sheet_name: str, styles: bytes | None = None) -> dict[tuple[int, int], str] | None:

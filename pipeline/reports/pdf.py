@@ -4,8 +4,8 @@ The PDF is a convenience for reading and printing; the workbook stays the
 report, so every failure here returns None instead of raising.
 
 LibreOffice takes about a second to start, more than rendering a report.
-``warm_up()`` starts it in the background (at low priority) while the
-warehouse builds, when few cores are busy;
+``warm_up()`` starts it in the background at the lowest priority, so it
+takes only what the run leaves of the cores;
 ``to_pdfs`` then hands the conversion to that instance (LibreOffice passes a
 second start with the same profile on to the running one) and falls back to a
 start of its own when the instance is not there or not ready.
@@ -24,18 +24,28 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+def _scratch_root() -> str | None:
+    """Where LibreOffice's throw-away profiles go: memory (/dev/shm) when there is one.
+
+    A new profile is a few hundred files; on disk their creation competes with
+    the run's own writes and flushes for nothing.
+    """
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
 class _WarmOffice:
     """A headless LibreOffice with a private profile, started ahead of need; it quits after one conversion."""
 
     def __init__(self, soffice: str) -> None:
-        self.tmp = tempfile.TemporaryDirectory(prefix="soffice-warm-")
+        self.tmp = tempfile.TemporaryDirectory(prefix="soffice-warm-", dir=_scratch_root())
         self.home = Path(self.tmp.name)
         self.profile = self.home / "profile"
         nice = shutil.which("nice")
         cmd = [soffice, f"-env:UserInstallation={self.profile.as_uri()}", "--headless", "--norestore", "--nolockcheck"]
         # Low priority: it starts while the run parses on every core and only needs to be ready for the reports.
         self.proc = subprocess.Popen(
-            [nice, "-n", "10", *cmd] if nice else cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [nice, "-n", "19", *cmd] if nice else cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, env={**os.environ, "HOME": str(self.home)},
         )  # fmt: skip
 
@@ -134,7 +144,7 @@ def _convert(soffice: str, paths: list[Path], out_dir: Path | None, timeout: flo
     # conversions sharing one would fail or hang. Output goes to a private
     # folder first so a stale PDF from an earlier run is never mistaken for
     # this run's, and the final rename is atomic.
-    with tempfile.TemporaryDirectory(prefix="soffice-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="soffice-", dir=_scratch_root()) as tmp:
         tmp_dir = Path(tmp)
         profile, render_dir = tmp_dir / "profile", tmp_dir / "out"
         home = tmp_dir
