@@ -9,19 +9,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field
 from functools import cache
-from pathlib import Path
 
 import pandas as pd
 
 from pipeline.archive import Archive, FileVersion
 from pipeline.config import Settings
-from pipeline.checks.catalogue import _CATALOGUE
-from pipeline.ingest.batch import PARSER_VERSION, ParseCache, ParseSummary, jobs_for, parse_all, parse_periods, prepare_in_parallel
+from pipeline.ingest.batch import ParseCache, ParseSummary, jobs_for, parse_all, parse_periods, prepare_in_parallel
 from pipeline.ingest.collect import Collected, collect_periods
 from pipeline.ingest.guards import Limits
 from pipeline.ingest.match import UnitMatcher
 from pipeline.register import Register, load_register
 from pipeline.runner import crash_point
+from pipeline.versions import PARSER_VERSION, build_code_version, file_digest
 from pipeline.warehouse import build as wh
 from pipeline.warehouse.load import (
     PendingRows,
@@ -61,13 +60,6 @@ class Context:
         return ParseCache.at(self.settings.cache_dir / "prepared" / version[:16])
 
 
-def _file_digest(*paths: Path) -> str:
-    digest = hashlib.sha256()
-    for p in paths:
-        digest.update(p.read_bytes() if p.exists() else b"-")
-    return digest.hexdigest()
-
-
 @cache
 def _context_for(settings: Settings) -> Context:
     register = load_register(settings.register, settings.aliases if settings.aliases.exists() else None)
@@ -75,7 +67,7 @@ def _context_for(settings: Settings) -> Context:
         settings=settings,
         register=register,
         matcher=UnitMatcher(register),
-        register_fingerprint=_file_digest(settings.register, settings.aliases),
+        register_fingerprint=file_digest(settings.register, settings.aliases),
     )
 
 
@@ -113,19 +105,6 @@ def prepared_key(period: str, versions: list[FileVersion]) -> str:
     return digest.hexdigest()
 
 
-# What a period's build is derived from besides its files: the rules, the load and the marts.
-_BUILD_CODE = [
-    *sorted((Path(__file__).parent / "checks").glob("*.py")),
-    _CATALOGUE,
-    Path(__file__).parent / "submissions.py",
-    *sorted((Path(__file__).parent / "warehouse").rglob("*.py")),
-    *sorted((Path(__file__).parent / "warehouse").rglob("*.sql")),
-]
-
-
-@cache
-def build_code_version() -> str:
-    return _file_digest(*_BUILD_CODE)
 
 
 def period_fingerprint(ctx: Context, versions: list[FileVersion], previous: str = "") -> str:

@@ -82,13 +82,11 @@ def inputs_state(settings: Settings, periods: list[str]) -> dict[str, str]:
     folder listing (as the sensor sees it), the register and the code."""
     import hashlib
 
-    from pipeline import flow
-    from pipeline.defs.automation import observe
-    from pipeline.ingest.batch import PARSER_VERSION
-    from pipeline.reports.outputs import OUTPUT_VERSION
+    from pipeline.ingest.discover import observe
+    from pipeline.versions import OUTPUT_VERSION, PARSER_VERSION, build_code_version, file_digest
 
-    ctx = flow.make_context(settings)
-    base = f"{ctx.register_fingerprint}:{flow.build_code_version()}:{PARSER_VERSION}:{OUTPUT_VERSION}"
+    register = file_digest(settings.register, settings.aliases)  # as flow.Context.register_fingerprint
+    base = f"{register}:{build_code_version()}:{PARSER_VERSION}:{OUTPUT_VERSION}"
     observed = observe(settings.raw_dir, [p for p in periods if (settings.raw_dir / p).is_dir()])
     return {
         p: hashlib.sha256(f"{base}:{observed[p].state if p in observed else 'absent'}".encode()).hexdigest()

@@ -30,7 +30,6 @@ over a partition range (the assets use a single-run backfill policy).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -42,7 +41,8 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from pipeline.defs.partitions import period_partitions
 from pipeline.defs.resources import PipelineConfig
-from pipeline.ingest.discover import list_periods, scan_period
+# Folder states live with the rest of what reads the raw folder (no Dagster there: `pipeline run` uses them too).
+from pipeline.ingest.discover import EMPTY_STATE, FolderState, list_periods, listing_hash, observe, period_state  # noqa: F401
 
 JOB_NAME = "refresh_periods"
 STATE_TAG_PREFIX = "pipeline.raw_state/"
@@ -61,49 +61,6 @@ def settle_seconds() -> float:
 
 def state_tag(period: str) -> str:
     return f"{STATE_TAG_PREFIX}{period}"
-
-
-# ---------------------------------------------------------------- folder state (no Dagster)
-
-
-@dataclass(frozen=True)
-class FolderState:
-    state: str  # hash of the listing; equal listings give equal states
-    newest_mtime: float  # seconds since the epoch, 0 for an empty folder
-    files: int
-
-
-def _hash(entries: list) -> str:
-    return hashlib.sha256(json.dumps(entries, ensure_ascii=False).encode()).hexdigest()[:16]
-
-
-EMPTY_STATE = _hash([])
-
-
-def period_state(raw_dir: Path, period: str) -> FolderState:
-    """The listing of one period folder as the pipeline will see it, minus junk."""
-    files, skipped = scan_period(raw_dir, period)
-    entries: list = []
-    newest = 0.0
-    candidates = [(f.rel_path, f.path, True) for f in files]
-    # Attachments and refused entries are recorded by the pipeline too, so they count;
-    # junk is what nobody sent on purpose.
-    candidates += [(s.rel_path, Path(raw_dir) / s.rel_path, False) for s in skipped if s.reason != "ignored_junk"]
-    for rel_path, path, follow in sorted(candidates):
-        try:
-            st = os.stat(path, follow_symlinks=follow)
-            size, mtime_ns = st.st_size, st.st_mtime_ns
-        except OSError:
-            # Vanished between listing and stat: the folder is in flux, this state will not repeat.
-            size, mtime_ns = -1, time.time_ns()
-        entries.append([rel_path, size, mtime_ns])
-        newest = max(newest, mtime_ns / 1e9)
-    return FolderState(state=_hash(entries), newest_mtime=newest, files=len(entries))
-
-
-def observe(raw_dir: Path, periods: list[str] | None = None) -> dict[str, FolderState]:
-    """State of every period folder under ``raw_dir`` (or of the given periods)."""
-    return {p: period_state(raw_dir, p) for p in (list_periods(raw_dir) if periods is None else periods)}
 
 
 # ---------------------------------------------------------------- sensor decision (no Dagster)
@@ -267,7 +224,7 @@ def nightly_run_request(instance: dg.DagsterInstance, raw_dir: Path, now: float)
     for p in in_range:
         if p in observed:
             tags[state_tag(p)] = observed[p].state
-    return dg.RunRequest(run_key="nightly:" + _hash(sorted((p, observed[p].state) for p in stale)), tags=tags)
+    return dg.RunRequest(run_key="nightly:" + listing_hash(sorted((p, observed[p].state) for p in stale)), tags=tags)
 
 
 @dg.schedule(

@@ -52,11 +52,10 @@ from pipeline.ingest.model import ParsedReturn
 from pipeline.ingest.parse import parse_return
 from pipeline.ingest.prestart import WORKER_PRELOAD
 from pipeline.runner import crash_point
+from pipeline.versions import PARSER_VERSION
 
 log = logging.getLogger(__name__)
 
-# Bump when parsing changes meaning, so cached results are not reused.
-PARSER_VERSION = "1"
 WORKER_MEMORY_BYTES = 768 * 1024 * 1024  # absolute ceiling of a worker's address space
 WORKER_HEADROOM_BYTES = 320 * 1024 * 1024  # what one file may add to a worker
 PARSE_TIMEOUT_SECONDS = 60

@@ -16,9 +16,12 @@ and sockets (opening a FIFO would block the run forever).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import stat
+import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -196,3 +199,48 @@ def _display(name: str) -> str:
     """A name safe to print and store: undecodable bytes replaced, NFC (macOS writes NFD)."""
     text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return unicodedata.normalize("NFC", text)
+
+
+# --------------------------------------------------------------------------- folder state
+# What the sensor and `pipeline run` compare to see whether a period changed.
+
+
+@dataclass(frozen=True)
+class FolderState:
+    state: str  # hash of the listing; equal listings give equal states
+    newest_mtime: float  # seconds since the epoch, 0 for an empty folder
+    files: int
+
+
+def listing_hash(entries: list) -> str:
+    """A short, stable hash of a JSON-able listing."""
+    return hashlib.sha256(json.dumps(entries, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+EMPTY_STATE = listing_hash([])
+
+
+def period_state(raw_dir: Path, period: str) -> FolderState:
+    """The listing of one period folder as the pipeline will see it, minus junk."""
+    files, skipped = scan_period(raw_dir, period)
+    entries: list = []
+    newest = 0.0
+    candidates = [(f.rel_path, f.path, True) for f in files]
+    # Attachments and refused entries are recorded by the pipeline too, so they count;
+    # junk is what nobody sent on purpose.
+    candidates += [(s.rel_path, Path(raw_dir) / s.rel_path, False) for s in skipped if s.reason != "ignored_junk"]
+    for rel_path, path, follow in sorted(candidates):
+        try:
+            st = os.stat(path, follow_symlinks=follow)
+            size, mtime_ns = st.st_size, st.st_mtime_ns
+        except OSError:
+            # Vanished between listing and stat: the folder is in flux, this state will not repeat.
+            size, mtime_ns = -1, time.time_ns()
+        entries.append([rel_path, size, mtime_ns])
+        newest = max(newest, mtime_ns / 1e9)
+    return FolderState(state=listing_hash(entries), newest_mtime=newest, files=len(entries))
+
+
+def observe(raw_dir: Path, periods: list[str] | None = None) -> dict[str, FolderState]:
+    """State of every period folder under ``raw_dir`` (or of the given periods)."""
+    return {p: period_state(raw_dir, p) for p in (list_periods(raw_dir) if periods is None else periods)}

@@ -19,6 +19,7 @@ import pandas as pd
 from pipeline.config import Settings
 from pipeline.reports.feedback import write_district_feedback, write_status_overview
 from pipeline.reports.pdf import to_pdfs
+from pipeline.versions import OUTPUT_VERSION
 from pipeline.reports.province_report import write_province_report
 
 
@@ -37,8 +38,6 @@ def _replace_into(tmp: Path, final: Path) -> Path:
     return final
 
 
-# Bump when the workbooks' layout changes, so unchanged periods are rewritten once.
-OUTPUT_VERSION = "1"
 
 
 def _stamp(con, period: str) -> str | None:

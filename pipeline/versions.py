@@ -1,0 +1,39 @@
+"""What results are derived from besides their own inputs: version numbers and code digests.
+
+Standard library only, on purpose: ``pipeline run`` reads these to tell whether
+anything changed before it imports Dagster or pandas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from pathlib import Path
+
+# Bump when parsing changes meaning, so cached parse results are not reused.
+PARSER_VERSION = "1"
+# Bump when the workbooks' layout changes, so unchanged periods are rewritten once.
+OUTPUT_VERSION = "1"
+
+_PACKAGE = Path(__file__).parent
+# What a period's build is derived from besides its files: the rules, the load and the marts.
+_BUILD_CODE = [
+    *sorted((_PACKAGE / "checks").glob("*.py")),
+    _PACKAGE / "checks" / "rules.csv",
+    _PACKAGE / "submissions.py",
+    *sorted((_PACKAGE / "warehouse").rglob("*.py")),
+    *sorted((_PACKAGE / "warehouse").rglob("*.sql")),
+]
+
+
+def file_digest(*paths: Path) -> str:
+    """SHA-256 over the files' bytes (a missing file counts as such)."""
+    digest = hashlib.sha256()
+    for p in paths:
+        digest.update(p.read_bytes() if p.exists() else b"-")
+    return digest.hexdigest()
+
+
+@cache
+def build_code_version() -> str:
+    return file_digest(*_BUILD_CODE)
