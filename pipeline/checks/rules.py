@@ -830,30 +830,36 @@ def check_returns(
     return out
 
 
-def check_history_stacked(
+def check_stacked(
     returns: list[ParsedReturn],
     rows: pd.DataFrame,
     *,
-    periods: list[str],
     units: pd.DataFrame,
     districts: pd.DataFrame,
-    previous: pd.DataFrame,
+    period: str | None = None,
+    periods: list[str] | None = None,
+    previous: pd.DataFrame | None = None,
+    suggest: Suggest | None = None,
+    stages: str = "all",
 ) -> list[list[Issue]]:
-    """The history issues of returns of many periods in one pass (one list per return).
+    """``check_returns`` of returns whose unit rows the caller already stacked (one list per return).
 
-    ``rows``: the returns' unit rows already stacked, ``_file`` giving each
-    row's position in ``returns`` (every return has rows; ``returns[k].rows``
-    may be None). ``periods[k]`` is return k's period; ``previous`` holds, per
-    period, the rows it is compared with, tagged ``for_period`` (see
+    ``rows``: every return's rows, ``_file`` giving each row's position in
+    ``returns`` (every return has rows; ``returns[k].rows`` may be None), so a
+    caller that needs the stacked rows for more than the checks stacks them once.
+    ``periods`` (one per return) checks returns of many periods at once, for
+    the history checks of a whole build: ``previous`` then holds, per period,
+    the rows it is compared with, tagged ``for_period`` (see
     ``pipeline.warehouse.load.PriorRows.rows_for``). Each list equals what
-    ``check_returns(stages="history")`` gives that return in its own period.
+    ``check_returns`` gives that return in its own period.
     """
     if not returns:
         return []
     rows = rows.reset_index(drop=True)
     reg_units, reg_districts = _indexed_register(units, districts)
-    ctx = Context(returns, rows, reg_units, reg_districts, periods[0], previous, None, rows["_file"].to_numpy(), periods)
-    return _run_rules(ctx, "history")
+    first = period if period is not None else periods[0]
+    ctx = Context(returns, rows, reg_units, reg_districts, first, previous, suggest, rows["_file"].to_numpy(), periods)
+    return _run_rules(ctx, stages)
 
 
 # The columns of a return's rows the history rules read: all a build keeps for them.

@@ -12,7 +12,7 @@ import pandas as pd
 
 from pipeline.archive import FileVersion
 from pipeline.checks.catalogue import Issue, make_issue
-from pipeline.checks.rules import HISTORY_ROW_COLUMNS, check_history_stacked, check_returns, merge_in_sheet_order
+from pipeline.checks.rules import HISTORY_ROW_COLUMNS, check_stacked, merge_in_sheet_order
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.model import ParsedReturn
 from pipeline.register import Register
@@ -163,22 +163,6 @@ def _checked_shas(versions: list[FileVersion]) -> list[str]:
     return list(dict.fromkeys(v.sha256 for v in versions if not v.ignored))
 
 
-def check_content(
-    period: str, versions: list[FileVersion], parsed: dict[str, ParsedReturn], register: Register, matcher: UnitMatcher
-) -> dict[str, list[Issue]]:
-    """Each distinct submitted content's file, layout and content issues (all but the history checks).
-
-    Needs nothing from other periods, so periods can be checked in any order or
-    at once; ``check_history`` adds the history checks.
-    """
-    shas = _checked_shas(versions)
-    returns = [parsed[sha] for sha in shas]
-    content = check_returns(
-        returns, units=register.units, districts=register.districts, period=period, suggest=matcher.suggest, stages="content"
-    )
-    return {sha: list(p.issues) + found for sha, p, found in zip(shas, returns, content)}
-
-
 @dataclass
 class PreparedContent:
     """What can be worked out for a period without the periods before it (see ``prepare_content``).
@@ -203,28 +187,36 @@ def prepare_content(
 ) -> PreparedContent:
     """The part of a period's preparation that does not depend on other periods.
 
-    Which return is in effect depends only on errors, and the history checks
-    only warn, so the period's core.unit_returns rows are known here already.
+    The period's unit rows are stacked once, for the file, layout and content
+    checks, the staging rows and the history checks' input. Which return is in
+    effect depends only on errors, and the history checks only warn, so the
+    period's core.unit_returns rows are known here already.
     """
-    issues = check_content(period, versions, parsed, register, matcher)
-    shas = list(issues)
-    staging = _staging_rows(period, parsed, set(shas))
-    decisions = decide(versions, _outcomes(issues, {sha: parsed[sha].district_code for sha in shas}))
-    history_shas = [sha for sha in shas if parsed[sha].rows is not None and len(parsed[sha].rows)]
-    frames = [parsed[sha].rows[[c for c in HISTORY_ROW_COLUMNS if c in parsed[sha].rows.columns]] for sha in history_shas]
-    if frames:
-        history_input = pd.concat(frames, ignore_index=True)
-        history_input["_file"] = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
+    shas = _checked_shas(versions)
+    # Staging rows come in content-hash order; the checks of a return do not depend on the order.
+    with_rows = sorted(sha for sha in shas if parsed[sha].rows is not None and len(parsed[sha].rows))
+    if with_rows:
+        frames = [parsed[sha].rows for sha in with_rows]
+        stacked = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+        stacked["_file"] = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
     else:
-        history_input = pd.DataFrame({"_file": pd.Series(dtype="int64")})
+        stacked = pd.DataFrame({"_file": pd.Series(dtype="int64")})
+    found = check_stacked(
+        [parsed[sha] for sha in with_rows], stacked, units=register.units, districts=register.districts, period=period,
+        suggest=matcher.suggest, stages="content",
+    )  # fmt: skip
+    by_sha = dict(zip(with_rows, found))
+    issues = {sha: list(parsed[sha].issues) + by_sha.get(sha, []) for sha in shas}
+    staging = _staging_rows(period, stacked, with_rows, parsed)
+    decisions = decide(versions, _outcomes(issues, {sha: parsed[sha].district_code for sha in shas}))
     return PreparedContent(
         period=period,
         issues=issues,
         own_issues={sha: len(parsed[sha].issues) for sha in shas},
         returns={sha: replace(parsed[sha], rows=None, issues=[]) for sha in shas},
         staging=staging,
-        history_shas=history_shas,
-        history_input=history_input,
+        history_shas=with_rows,
+        history_input=stacked[[c for c in (*HISTORY_ROW_COLUMNS, "_file") if c in stacked.columns]],
         unit_rows=_unit_rows(staging, decisions, register),
     )
 
@@ -268,9 +260,10 @@ def check_history(
         keys += [(c.period, sha) for sha in c.history_shas]
     if not returns:
         return {}
-    found = check_history_stacked(
+    found = check_stacked(
         returns, pd.concat(frames, ignore_index=True), periods=periods, units=register.units,
         districts=register.districts, previous=prior.rows_for({c.period: snapshots[c.period] for c in contents}),
+        stages="history",
     )  # fmt: skip
     return dict(zip(keys, found))
 
@@ -413,24 +406,21 @@ _STAGING_SOURCES = {
 }
 
 
-def _staging_rows(period: str, parsed: dict[str, ParsedReturn], shas: set[str]) -> pd.DataFrame:
-    """Every parsed unit row of the period's readable versions, as one frame.
-
-    Columns are gathered as plain lists and framed once: a frame per return
-    costs more than the rest of the load.
-    """
-    columns: dict[str, list] = {c: [] for c in _STAGING_COLUMNS}
-    for sha in sorted(shas):
-        p = parsed.get(sha)
-        if p is None or p.rows is None or len(p.rows) == 0:
-            continue
-        n = len(p.rows)
-        columns["period"] += [period] * n
-        columns["sha256"] += [sha] * n
-        columns["sheet"] += [p.sheet] * n
-        for target, source in _STAGING_SOURCES.items():
-            columns[target] += p.rows[source].tolist()
-    frame = pd.DataFrame(columns, columns=_STAGING_COLUMNS)
+def _staging_rows(period: str, stacked: pd.DataFrame, shas: list[str], parsed: dict[str, ParsedReturn]) -> pd.DataFrame:
+    """Every parsed unit row of the period's readable versions, as one frame (``stacked``:
+    their rows stacked, ``_file`` = position in ``shas``)."""
+    if not len(stacked):
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in _STAGING_COLUMNS})
+    file = stacked["_file"].to_numpy()
+    frame = pd.DataFrame(
+        {
+            "period": period,
+            "sha256": np.asarray(shas, dtype=object)[file],
+            "sheet": np.asarray([parsed[sha].sheet for sha in shas], dtype=object)[file],
+            **{target: stacked[source].to_numpy(dtype=object) for target, source in _STAGING_SOURCES.items()},
+        },
+        columns=_STAGING_COLUMNS,
+    )
     # Whole columns at once: a Python loop per cell costs more than the rest of the load.
     frame["unit_type_written"] = frame["unit_type_written"].astype("string").astype(object).where(
         frame["unit_type_written"].notna(), None
