@@ -76,7 +76,7 @@ def parsed_returns(context: dg.AssetExecutionContext, paths: PipelineConfig) -> 
     done = flow.parse(ctx, _periods(context))
     context.log.info(
         f"{done.versions} versions: {done.parsed_now} parsed now, {done.versions - done.parsed_now} from cache, "
-        f"{done.unreadable} unreadable; {done.prepared_now} periods prepared for the warehouse"
+        f"{done.unreadable} unreadable; {done.prepared_now} period(s) prepared for the warehouse"
     )
     return dg.MaterializeResult(
         metadata={
