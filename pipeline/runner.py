@@ -149,11 +149,6 @@ def run_pipeline(
         outcome.unchanged = unchanged
         _summarise(outcome, requested)
         return outcome
-    from pipeline.reports import pdf
-
-    # A run will happen, and it ends with reports: LibreOffice starts now, at the lowest
-    # priority, so its start-up (about a second) uses what Dagster's import and the run leave.
-    pdf.warm_up()
     # Dagster is imported only now: a run with nothing to do does not pay for it.
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
@@ -188,6 +183,8 @@ def run_pipeline(
         },
         "loggers": {"console": {"config": {"log_level": "ERROR" if quiet else "INFO"}}},
     }
+    from pipeline.reports import pdf
+
     try:
         result = job.execute_in_process(
             instance=instance, partition_key=partition_key, tags=tags, raise_on_error=False, run_config=run_config
