@@ -25,6 +25,9 @@ _BUILD_CODE = [
     *sorted((_PACKAGE / "warehouse").rglob("*.sql")),
 ]
 
+# What a generated workbook looks like besides its data: the code that writes it.
+_OUTPUT_CODE = sorted((_PACKAGE / "reports").glob("*.py"))
+
 
 def file_digest(*paths: Path) -> str:
     """SHA-256 over the files' bytes (a missing file counts as such)."""
@@ -37,3 +40,8 @@ def file_digest(*paths: Path) -> str:
 @cache
 def build_code_version() -> str:
     return file_digest(*_BUILD_CODE)
+
+
+@cache
+def output_code_version() -> str:
+    return f"{OUTPUT_VERSION}:{file_digest(*_OUTPUT_CODE)}"

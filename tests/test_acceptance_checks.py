@@ -217,6 +217,25 @@ def test_overview_workbook_lists_every_district(run):
     assert all(labels[code] == F.status_label(status) for code, status in summary.items())
 
 
+def test_workbooks_made_from_the_same_inputs_are_not_written_again(run):
+    sc, settings, _, _, feedback, overview = run
+    before = {p: p.stat().st_mtime_ns for p in [*feedback, overview]}
+    con = flow.open_published(settings)
+    try:
+        assert outputs.write_period_feedback(con, settings, sc.period) == []
+        assert outputs.write_overview(con, settings) is None
+        assert {p: p.stat().st_mtime_ns for p in before} == before
+        # A workbook that is not what this code made from these inputs (replaced by hand here) is.
+        victim = feedback[0]
+        openpyxl.Workbook().save(victim)
+        assert outputs.write_period_feedback(con, settings, sc.period) == [victim]
+        assert openpyxl.load_workbook(victim).sheetnames[0] == F.ISSUE_SHEET
+        assert sorted(outputs.write_period_feedback(con, settings, sc.period, force=True)) == sorted(feedback)
+        assert outputs.write_overview(con, settings, force=True) == overview
+    finally:
+        con.close()
+
+
 def test_warehouse_checks_flag_incompleteness_and_refusals(run):
     checks = run[2].check_results
     assert [ok for _, ok, _ in checks["complete"]] == [False]

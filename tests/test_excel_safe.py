@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from python_calamine import CalamineWorkbook
 
-from pipeline.reports.excel_safe import assert_no_formulas, find_formulas, safe_value, write_cell
+from pipeline.reports.excel_safe import assert_no_formulas, find_formulas, read_stamp, safe_value, stamp_workbook, write_cell
 
 PAYLOADS = [
     '=HYPERLINK("http://x","y")',
@@ -104,3 +104,15 @@ def test_like_copies_style_and_keeps_formulas_as_text():
     assert copied.border.left.style == "thin"
     assert copied.data_type == "s" and copied.quotePrefix
     assert not first.quotePrefix  # the template's own style is untouched
+
+
+def test_stamp_survives_the_save_and_is_none_where_there_is_none(tmp_path):
+    wb = openpyxl.Workbook()
+    stamp_workbook(wb, "abc123")
+    wb.save(tmp_path / "stamped.xlsx")
+    openpyxl.Workbook().save(tmp_path / "plain.xlsx")
+    (tmp_path / "junk.xlsx").write_bytes(b"not a zip")
+    assert read_stamp(tmp_path / "stamped.xlsx") == "abc123"
+    assert read_stamp(tmp_path / "plain.xlsx") is None
+    assert read_stamp(tmp_path / "junk.xlsx") is None
+    assert read_stamp(tmp_path / "absent.xlsx") is None

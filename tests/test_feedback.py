@@ -158,3 +158,14 @@ def test_status_overview(tmp_path):
 @pytest.mark.parametrize("period", ["2016-06", "2017-01"])
 def test_period_label(period):
     assert F.period_label(period) in ("tháng 6/2016", "tháng 1/2017")
+
+
+def test_inputs_stamp_changes_with_any_input():
+    from pipeline.reports.outputs import inputs_stamp
+
+    issues = pd.DataFrame({"cell": ["E12"], "message": ["Số đảng viên âm"]})
+    base = inputs_stamp("feedback", "2016-06", "accepted", frame=issues)
+    assert base == inputs_stamp("feedback", "2016-06", "accepted", frame=issues.copy())
+    assert base != inputs_stamp("feedback", "2016-06", "refused", frame=issues)
+    assert base != inputs_stamp("feedback", "2016-06", "accepted", frame=issues.assign(cell=["E13"]))
+    assert base != inputs_stamp("feedback", "2016-06", "accepted", frame=issues.rename(columns={"cell": "o"}))

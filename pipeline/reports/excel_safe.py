@@ -94,6 +94,33 @@ def write_cell(ws: Worksheet, row: int, col: int, value: Any, **style: Any):
     return cell
 
 
+# Custom document property naming what a generated workbook was made from (see
+# ``stamp_workbook``): a run compares it before rewriting the same workbook.
+STAMP_PROPERTY = "pipeline_inputs"
+_CUSTOM_NS = "http://schemas.openxmlformats.org/officeDocument/2006/custom-properties"
+
+
+def stamp_workbook(wb, stamp: str | None) -> None:
+    """Record ``stamp`` (a digest of a workbook's inputs) in the workbook's custom properties."""
+    if stamp is not None:
+        from openpyxl.packaging.custom import StringProperty
+
+        wb.custom_doc_props.append(StringProperty(name=STAMP_PROPERTY, value=stamp))
+
+
+def read_stamp(path: Path) -> str | None:
+    """The stamp ``stamp_workbook`` put in the workbook at ``path``; None if missing or unreadable."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            root = SafeET.fromstring(zf.read("docProps/custom.xml"))
+    except Exception:  # noqa: BLE001 - no file, not a workbook, no properties: simply not stamped
+        return None
+    for prop in root.iter(f"{{{_CUSTOM_NS}}}property"):
+        if prop.get("name") == STAMP_PROPERTY:
+            return "".join(prop.itertext()).strip() or None
+    return None
+
+
 def _sheet_titles(zf: zipfile.ZipFile) -> dict[str, str]:
     """Map worksheet part names (``xl/worksheets/sheet1.xml``) to sheet titles."""
     rels = SafeET.fromstring(zf.read("xl/_rels/workbook.xml.rels"))

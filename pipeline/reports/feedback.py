@@ -28,7 +28,7 @@ from openpyxl.utils import get_column_letter, range_boundaries
 from openpyxl.worksheet.worksheet import Worksheet
 
 from pipeline.ingest.model import Sheet
-from pipeline.reports.excel_safe import safe_value, write_cell
+from pipeline.reports.excel_safe import safe_value, stamp_workbook, write_cell
 
 ISSUE_SHEET = "Danh sách lỗi"
 COPY_SHEET = "Bản gốc có đánh dấu"
@@ -124,13 +124,15 @@ def write_district_feedback(
     status: str,
     issues: pd.DataFrame,
     source_path: Path | None,
+    stamp: str | None = None,
 ) -> Path:
     """Write the feedback workbook for one submitted file and return its path.
 
     ``issues`` has columns sheet, cell, severity, code, message, action.
     ``status`` is a warehouse status (accepted, accepted_with_warnings,
     refused, …). When ``source_path`` can be read, a values-only copy of the
-    return's sheet with highlighted, commented cells is added.
+    return's sheet with highlighted, commented cells is added. ``stamp`` is
+    kept in the workbook's properties (see ``excel_safe.stamp_workbook``).
     """
     out_path = Path(out_path)
     table = _sorted_issues(issues)
@@ -183,6 +185,7 @@ def write_district_feedback(
     if source is not None:
         _write_marked_copy(wb.create_sheet(COPY_SHEET), source, table[table["sheet"] == copy_sheet])
 
+    stamp_workbook(wb, stamp)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(out_path)
     return out_path
@@ -280,7 +283,7 @@ def _inside(ref: str, r1: int, c1: int, r2: int, c2: int) -> bool:
 # --------------------------------------------------------------------------- province overview
 
 
-def write_status_overview(out_path: Path, *, status: pd.DataFrame) -> Path:
+def write_status_overview(out_path: Path, *, status: pd.DataFrame, stamp: str | None = None) -> Path:
     """Province overview of submissions: one row per period and district, plus a
     district × period matrix; statuses in Vietnamese, coloured by outcome."""
     out_path = Path(out_path)
@@ -315,6 +318,7 @@ def write_status_overview(out_path: Path, *, status: pd.DataFrame) -> Path:
         ws.auto_filter.ref = f"A{top}:G{last}"
 
     _write_matrix(wb.create_sheet(MATRIX_SHEET), df)
+    stamp_workbook(wb, stamp)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(out_path)
     return out_path

@@ -7,6 +7,7 @@ temporary name and renamed, so a reader never opens half a workbook.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import unicodedata
@@ -17,10 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import Settings
+from pipeline.reports.excel_safe import read_stamp
 from pipeline.reports.feedback import write_district_feedback, write_status_overview
 from pipeline.reports.pdf import to_pdfs
-from pipeline.versions import OUTPUT_VERSION
 from pipeline.reports.province_report import write_province_report
+from pipeline.versions import OUTPUT_VERSION, PARSER_VERSION, output_code_version
 
 
 def _query(con, sql: str, params: dict) -> pd.DataFrame:
@@ -38,6 +40,20 @@ def _replace_into(tmp: Path, final: Path) -> Path:
     return final
 
 
+def inputs_stamp(*parts: object, frame: pd.DataFrame) -> str:
+    """Digest of everything a workbook is made from: ``parts``, the table ``frame`` and the writing code."""
+    digest = hashlib.sha256(output_code_version().encode())
+    for part in parts:
+        digest.update(repr(part).encode() + b"\x00")
+    digest.update(repr(list(frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).values.tobytes())
+    return digest.hexdigest()
+
+
+def is_unchanged(final: Path, stamp: str) -> bool:
+    """True when ``final`` was written from exactly these inputs (a re-built period
+    often leaves most districts' feedback as it was: not rewritten)."""
+    return final.is_file() and read_stamp(final) == stamp
 
 
 def _stamp(con, period: str) -> str | None:
@@ -87,7 +103,7 @@ def periods_needing(
 @dataclass
 class Written:
     reports: list[Path] = field(default_factory=list)  # workbooks and their PDFs
-    feedback: list[Path] = field(default_factory=list)  # district workbooks and the status overview
+    feedback: list[Path] = field(default_factory=list)  # district workbooks and the status overview written now
     later: list[str] = field(default_factory=list)  # stale periods left for --all-reports
 
 
@@ -112,7 +128,9 @@ def write_outputs(
         pdfs = background.submit(to_pdfs, workbooks)
         if feedback:
             out.feedback = write_feedback(con, settings, periods, force=force, limit=limit, run_id=run_id)
-            out.feedback.append(write_overview(con, settings))
+            overview = write_overview(con, settings, force=force)
+            if overview is not None:
+                out.feedback.append(overview)
         out.reports = workbooks + list(pdfs.result().values())
     for p in todo:
         mark_current(con, settings.reports_dir / p, p)
@@ -141,19 +159,24 @@ def write_period_report(con, settings: Settings, period: str) -> Path:
 def write_feedback(
     con, settings: Settings, periods: list[str], force: bool = False, limit: int = 0, run_id: str | None = None
 ) -> list[Path]:
-    """Feedback workbooks of the periods whose warehouse build changed (the newest ``limit``)."""
+    """Feedback workbooks of the periods whose warehouse build changed (the newest ``limit``);
+    returns those written now."""
     written = []
     todo, _ = periods_needing(con, settings.feedback_dir, periods, force, limit, run_id)
     for p in todo:
         folder = settings.feedback_dir / p
-        written.extend(write_period_feedback(con, settings, p))
+        written.extend(write_period_feedback(con, settings, p, force=force))
         folder.mkdir(parents=True, exist_ok=True)
         mark_current(con, folder, p)
     return written
 
 
-def write_period_feedback(con, settings: Settings, period: str) -> list[Path]:
-    """One feedback workbook per submitted file with errors or warnings (refused or in effect)."""
+def write_period_feedback(con, settings: Settings, period: str, force: bool = False) -> list[Path]:
+    """One feedback workbook per submitted file with errors or warnings (refused or in effect).
+
+    Returns the workbooks written; one already made from the same inputs is
+    left as it is unless ``force``.
+    """
     files = _query(
         con,
         """
@@ -182,18 +205,25 @@ def write_period_feedback(con, settings: Settings, period: str) -> list[Path]:
         district = f.district_name if isinstance(f.district_name, str) else "Chưa xác định đơn vị"
         name = f"Phan_hoi_{ascii_slug(district)}_{ascii_slug(Path(f.file_name).stem)[:60]}_{f.sha256[:8]}.xlsx"
         final = out_dir / name
-        tmp = out_dir / f".tmp-{name}"
         source = settings.archive_dir / f.archived_path if isinstance(f.archived_path, str) else None
+        source = source if source is not None and source.exists() else None
+        # The archive is content-addressed: the sha256 (and the parser that reads it) stand for the marked copy.
+        stamp = inputs_stamp(
+            "feedback", period, district, f.file_name, f.status, f.sha256, PARSER_VERSION, source is not None, frame=issues
+        )
+        if not force and is_unchanged(final, stamp):
+            continue
+        tmp = out_dir / f".tmp-{name}"
         write_district_feedback(
             tmp, period=period, district_name=district, file_name=f.file_name, status=f.status, issues=issues,
-            source_path=source if source is not None and source.exists() else None,
+            source_path=source, stamp=stamp,
         )  # fmt: skip
         written.append(_replace_into(tmp, final))
     return written
 
 
-def write_overview(con, settings: Settings) -> Path:
-    """The province overview of submission status for every period."""
+def write_overview(con, settings: Settings, force: bool = False) -> Path | None:
+    """The province overview of submission status for every period; None when it is already current."""
     status = _query(
         con,
         """
@@ -208,6 +238,9 @@ def write_overview(con, settings: Settings) -> Path:
     )
     settings.feedback_dir.mkdir(parents=True, exist_ok=True)
     final = settings.feedback_dir / "Tinh_hinh_gui_bao_cao.xlsx"
+    stamp = inputs_stamp("overview", frame=status)
+    if not force and is_unchanged(final, stamp):
+        return None
     tmp = settings.feedback_dir / f".tmp-{final.name}"
-    write_status_overview(tmp, status=status)
+    write_status_overview(tmp, status=status, stamp=stamp)
     return _replace_into(tmp, final)
