@@ -149,6 +149,11 @@ def run_pipeline(
         outcome.unchanged = unchanged
         _summarise(outcome, requested)
         return outcome
+    from pipeline.reports import pdf
+
+    # The run will end with reports: LibreOffice (lowest priority) starts while Dagster is
+    # imported, not when the warehouse step begins (a one-file rerun ~0.25 s sooner).
+    pdf.warm_up()
     # Dagster is imported only now: a run with nothing to do does not pay for it.
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
@@ -183,14 +188,12 @@ def run_pipeline(
         },
         "loggers": {"console": {"config": {"log_level": "ERROR" if quiet else "INFO"}}},
     }
-    from pipeline.reports import pdf
-
     try:
         result = job.execute_in_process(
             instance=instance, partition_key=partition_key, tags=tags, raise_on_error=False, run_config=run_config
         )
     finally:
-        pdf.cool_down()  # the LibreOffice the warehouse step started, if the reports did not use it
+        pdf.cool_down()  # the LibreOffice started ahead, if the reports did not use it
     outcome = RunOutcome(settings=settings, periods=requested, success=result.success, seconds=time.monotonic() - started)
     outcome.unchanged = unchanged
     if not result.success:

@@ -123,7 +123,7 @@ _CHECKS = {
 def warehouse(context: dg.AssetExecutionContext, paths: PipelineConfig, config: BuildConfig):
     """Check every return, decide what is in effect, load DuckDB and publish it atomically."""
     ctx = flow.make_context(paths.settings())
-    pdf.warm_up()  # the report PDFs come next: LibreOffice starts while this step leaves cores free
+    pdf.warm_up()  # runs not started by `pipeline run` (which warmed it already): the report PDFs come next
     scope = _run_periods(context)
     periods = scope if scope is not None else ctx.archive.periods()
     result = flow.build_warehouse(ctx, periods, run_id=context.run.run_id, force=config.force)

@@ -4,10 +4,10 @@ The PDF is a convenience for reading and printing; the workbook stays the
 report, so every failure here returns None instead of raising.
 
 LibreOffice takes about a second to start, more than rendering a report.
-``warm_up()`` starts it in the background at the lowest priority when the
-warehouse step begins (parsing, before it, keeps every core busy; started
-earlier, it gained nothing measurable and competed with parsing);
-``to_pdfs`` then hands the conversion to that instance (LibreOffice passes a
+``warm_up()`` starts it in the background at the lowest priority: ``pipeline
+run`` calls it once it knows there is work (while Dagster is imported), the
+warehouse step calls it for runs launched otherwise (the sensor, the
+schedule, the UI); ``to_pdfs`` then hands the conversion to that instance (LibreOffice passes a
 second start with the same profile on to the running one) and falls back to a
 start of its own when the instance is not there or not ready.
 """
