@@ -169,13 +169,7 @@ class Archive:
         if durable:
             self.flush()  # the objects first, then the manifest naming them
         with self._locked():
-            known = {(v.path, v.sha256): v for v in self.versions(period)}
-            added = False
-            for v in seen:
-                if (v.path, v.sha256) not in known:
-                    known[(v.path, v.sha256)] = v
-                    added = True
-            merged = sorted(known.values(), key=lambda v: (v.path, v.first_seen_at, v.sha256))
+            merged, added = merge_versions(self.versions(period), seen)
             if added:
                 payload = json.dumps([asdict(v) for v in merged], ensure_ascii=False, indent=1)
                 _atomic_write(self._manifest_path(period), payload.encode("utf-8"), durable=durable)
@@ -197,6 +191,20 @@ class Archive:
         with open(folder / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+
+
+def merge_versions(known: list[FileVersion], seen: list[FileVersion]) -> tuple[list[FileVersion], bool]:
+    """A period's versions after ``seen`` joins the ``known`` ones, and whether any is new.
+
+    A version is identified by (path, sha256); one seen again keeps its first_seen_at.
+    """
+    merged = {(v.path, v.sha256): v for v in known}
+    added = False
+    for v in seen:
+        if (v.path, v.sha256) not in merged:
+            merged[(v.path, v.sha256)] = v
+            added = True
+    return sorted(merged.values(), key=lambda v: (v.path, v.first_seen_at, v.sha256)), added
 
 
 def utc_iso(ts: float | datetime) -> str:

@@ -21,7 +21,7 @@ refresh_periods = dg.define_asset_job(
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
-        assets=[assets.raw_returns, assets.parsed_returns, assets.warehouse, assets.reports],
+        assets=[assets.ingest, assets.warehouse, assets.reports],
         jobs=[refresh_periods],
         sensors=[automation.raw_folder_sensor],
         schedules=[automation.nightly_refresh],

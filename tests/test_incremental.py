@@ -137,3 +137,31 @@ def test_build_without_worker_processes_prepares_in_process(tmp_path, monkeypatc
 
     monkeypatch.setattr(batch, "_pool", no_pool)
     assert [b.period for b in flow.build_warehouse(ctx, periods, run_id="t").built] == periods
+
+
+def test_ingest_and_parse_overlapped_equals_one_after_the_other(tmp_path):
+    register = pd.read_csv(REGISTER, dtype=str)
+    periods = ["2017-01", "2017-02", "2017-03"]
+    raw = tmp_path / "raw"
+    for i, p in enumerate(periods):
+        generate(register, p, raw / p, seed=700 + i)
+    (raw / "2017-02" / "~$lock.xlsx").write_bytes(b"junk")  # ignored, yet recorded
+    stepwise = flow.make_context(make_settings(tmp_path / "stepwise", raw_dir=raw))
+    collected = flow.ingest_periods(stepwise, periods)
+    parsed = flow.parse(stepwise, periods)
+    overlapped = flow.make_context(make_settings(tmp_path / "overlapped", raw_dir=raw))
+    collected_too, parsed_too = flow.ingest_and_parse(overlapped, periods)
+
+    def shape(c):
+        return c.files_in_folder, c.new_versions, [(v.path, v.sha256, v.ignored, v.refusal) for v in c.versions]
+
+    assert {p: shape(c) for p, c in collected_too.items()} == {p: shape(c) for p, c in collected.items()}
+    assert parsed_too == parsed and parsed.prepared_now == len(periods)
+    for p in periods:  # recorded as the manifest says, and prepared under the key the build looks up
+        versions = overlapped.archive.versions(p)
+        assert versions == collected_too[p].versions
+        assert overlapped.prepared.has(flow.prepared_key(p, versions))
+    # Nothing new: nothing archived, parsed or prepared again.
+    again, parsed_again = flow.ingest_and_parse(overlapped, periods)
+    assert all(c.new_versions == 0 for c in again.values())
+    assert parsed_again.parsed_now == 0 and parsed_again.prepared_now == 0

@@ -44,14 +44,24 @@ def _run_periods(context: dg.AssetExecutionContext) -> list[str] | None:
     return None
 
 
-@dg.asset(group_name="ingest", owners=OWNERS, kinds={"excel"}, **PARTITIONED)
-def raw_returns(context: dg.AssetExecutionContext, paths: PipelineConfig) -> dg.MaterializeResult:
-    """Every file dropped in data/raw/<period>/, copied into the content-addressed archive."""
+RAW_RETURNS = dg.AssetSpec(
+    "raw_returns",
+    description="Every file dropped in data/raw/<period>/, copied into the content-addressed archive.",
+    group_name="ingest", owners=OWNERS, kinds={"excel"},
+)  # fmt: skip
+PARSED_RETURNS = dg.AssetSpec(
+    "parsed_returns",
+    description="Each archived version read into typed unit rows (parsed in parallel, cached by content hash).",
+    group_name="ingest", owners=OWNERS, kinds={"python"}, deps=[RAW_RETURNS],
+)  # fmt: skip
+
+
+@dg.multi_asset(name="ingest", specs=[RAW_RETURNS, PARSED_RETURNS], **PARTITIONED)
+def ingest(context: dg.AssetExecutionContext, paths: PipelineConfig):
+    """Archive the period folders' files and parse each new version; parsing starts as each period is archived."""
     ctx = flow.make_context(paths.settings())
-    rows = [
-        (period, c.files_in_folder, c.new_versions, len(c.versions))
-        for period, c in flow.ingest_periods(ctx, _periods(context)).items()
-    ]
+    collected, done = flow.ingest_and_parse(ctx, _periods(context))
+    rows = [(period, c.files_in_folder, c.new_versions, len(c.versions)) for period, c in collected.items()]
     # One log line and a short table: a materialisation per period carries this metadata,
     # so it must not grow with the number of periods in the run.
     lines = [f"{p}: {f} files, {n} new versions" for p, f, n, _ in rows]
@@ -59,32 +69,27 @@ def raw_returns(context: dg.AssetExecutionContext, paths: PipelineConfig) -> dg.
     table = "| period | files in folder | new versions | versions seen |\n|---|---|---|---|\n" + "\n".join(
         f"| {p} | {f} | {n} | {v} |" for p, f, n, v in rows[-PREVIEW_PERIODS:]
     )
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=RAW_RETURNS.key,
         metadata={
             "periods": len(rows),
             "files_in_folder": sum(r[1] for r in rows),
             "new_versions": sum(r[2] for r in rows),
             "versions": dg.MetadataValue.md(table),
-        }
+        },
     )
-
-
-@dg.asset(group_name="ingest", owners=OWNERS, deps=[raw_returns], kinds={"python"}, **PARTITIONED)
-def parsed_returns(context: dg.AssetExecutionContext, paths: PipelineConfig) -> dg.MaterializeResult:
-    """Each archived version read into typed unit rows (parsed in parallel, cached by content hash)."""
-    ctx = flow.make_context(paths.settings())
-    done = flow.parse(ctx, _periods(context))
     context.log.info(
         f"{done.versions} versions: {done.parsed_now} parsed now, {done.versions - done.parsed_now} from cache, "
         f"{done.unreadable} unreadable; {done.prepared_now} period(s) prepared for the warehouse"
     )
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=PARSED_RETURNS.key,
         metadata={
             "versions": done.versions,
             "parsed_now": done.parsed_now,
             "from_cache": done.versions - done.parsed_now,
             "unreadable": done.unreadable,
-        }
+        },
     )
 
 
@@ -115,7 +120,7 @@ _CHECKS = {
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(_KEYS[name], description=desc, group_name=group, owners=OWNERS, kinds={"duckdb"}, deps=[parsed_returns])
+        dg.AssetSpec(_KEYS[name], description=desc, group_name=group, owners=OWNERS, kinds={"duckdb"}, deps=[PARSED_RETURNS])
         for name, (_, group, desc) in WAREHOUSE_TABLES.items()
     ],
     check_specs=[dg.AssetCheckSpec(check, asset=_KEYS[asset], description=desc) for check, (asset, desc) in _CHECKS.items()],

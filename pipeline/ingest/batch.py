@@ -19,7 +19,7 @@ a hostile file that slips past the guards costs one refusal, not the run:
 
 Workers read the archived bytes themselves and send results back pickled; the
 pipeline process stores those bytes in the cache without loading them. The
-parse step hands a worker a whole period (``parse_periods``): having the
+ingest step hands a worker a whole period (``parse_periods``): having the
 period's results in memory, the worker also prepares the period's warehouse
 content (``load.prepare_content``), so the build neither re-reads results nor
 checks content itself. A task that fails is redone file by file with the
@@ -38,9 +38,11 @@ import resource
 import signal
 import tempfile
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from itertools import chain, islice
 from pathlib import Path
 from typing import Callable
 
@@ -380,7 +382,7 @@ def _prepare(period: str, versions: list[FileVersion], parsed: dict[str, ParsedR
 
 
 def parse_periods(
-    periods: dict[str, tuple[list[FileVersion], str]],
+    periods: Iterable[tuple[str, tuple[list[FileVersion], str]]] | Mapping[str, tuple[list[FileVersion], str]],
     archive: Archive,
     cache: ParseCache,
     prepared: ParseCache,
@@ -392,35 +394,41 @@ def parse_periods(
     """Parse every version of the periods not already parsed and prepare each period's content.
 
     ``periods``: period -> (its versions, the key its prepared content is kept
-    under in ``prepared``). A period's files are parsed in one worker task
-    that then prepares the period (``load.prepare_content``) from the results
-    it holds: nothing is read back from the cache, and the pipeline process
-    only stores bytes. A task that fails (a worker killed, a time-out) is
-    redone file by file with ``parse_all``'s isolation, and its period is
-    prepared by the warehouse build instead.
+    under in ``prepared``), as a mapping or as pairs produced lazily (the
+    ingest step yields a period as soon as it has archived it, and workers
+    start on it while the next is archived; the pairs are all taken before any
+    result is stored). A period's files are parsed in one worker task that
+    then prepares the period (``load.prepare_content``) from the results it
+    holds: nothing is read back from the cache, and the pipeline process only
+    stores bytes. A task that fails (a worker killed, a time-out) is redone
+    file by file with ``parse_all``'s isolation, and its period is prepared by
+    the warehouse build instead.
     """
-    tasks: list[ParseTask] = []
     shas: set[str] = set()
     unreadable = 0
     cached: list[str] = []
-    for period, (versions, key) in periods.items():
-        jobs = jobs_for(versions)
-        todo = []
-        for job in jobs:
-            first = job.sha256 not in shas
-            shas.add(job.sha256)
-            if job.refusal:
-                unreadable += first
-            elif cache.has(job.sha256):
-                if first:
-                    cached.append(job.sha256)
+
+    def tasks() -> Iterator[ParseTask]:
+        nonlocal unreadable
+        for period, (versions, key) in periods.items() if isinstance(periods, Mapping) else periods:
+            jobs = jobs_for(versions)
+            todo = []
+            for job in jobs:
+                first = job.sha256 not in shas
+                shas.add(job.sha256)
+                if job.refusal:
+                    unreadable += first
+                elif cache.has(job.sha256):
+                    if first:
+                        cached.append(job.sha256)
+                else:
+                    todo.append(job)
+            prepare = not prepared.has(key)
+            if len(todo) <= TASK_FILES and (todo or prepare):
+                yield ParseTask(todo, period if prepare else None, versions if prepare else None, key)
             else:
-                todo.append(job)
-        prepare = not prepared.has(key)
-        if len(todo) <= TASK_FILES and (todo or prepare):
-            tasks.append(ParseTask(todo, period if prepare else None, versions if prepare else None, key))
-        else:
-            tasks += [ParseTask(todo[i : i + TASK_FILES]) for i in range(0, len(todo), TASK_FILES)]
+                yield from (ParseTask(todo[i : i + TASK_FILES]) for i in range(0, len(todo), TASK_FILES))
+
     parsed_now: set[str] = set()
     prepared_now = 0
     failed: list[ParseJob] = []
@@ -439,8 +447,7 @@ def parse_periods(
         crash_point("parsed_one")  # test-only: some results cached, others not
 
     try:
-        if tasks:
-            failed = _run_tasks(tasks, archive, cache, matcher, limits, workers, parse_fn, done)
+        failed = _run_tasks(tasks(), archive, cache, matcher, limits, workers, parse_fn, done)
     finally:
         cache.flush()
         prepared.flush()
@@ -457,28 +464,42 @@ def parse_periods(
     return ParseSummary(len(shas), len(parsed_now), unreadable, prepared_now)
 
 
-def _run_tasks(tasks, archive, cache, matcher, limits, workers, parse_fn, done) -> list[ParseJob]:
+def _run_tasks(tasks: Iterable[ParseTask], archive, cache, matcher, limits, workers, parse_fn, done) -> list[ParseJob]:
     """Run the tasks, in order; returns the jobs of the tasks that failed, to be parsed file by file.
 
-    As in ``_run_pool``: a time-out names the task waited for; a dead worker
-    names no one while several tasks run, so the unfinished tasks are run
-    again one at a time, and then the one that kills its worker is known.
+    Every task is taken from ``tasks`` (which may produce them lazily) and
+    submitted before any result is waited for. As in ``_run_pool``: a
+    time-out names the task waited for; a dead worker names no one while
+    several tasks run, so the unfinished tasks are run again one at a time,
+    and then the one that kills its worker is known.
     """
     failed: list[ParseJob] = []
-    pending, isolate = list(tasks), False
-    while pending:
-        n = 1 if isolate else (workers or min(len(pending), os.cpu_count() or 1))
+    cores = workers or os.cpu_count() or 1
+    source = iter(tasks)
+    head = list(islice(source, cores))  # no more workers than tasks (a one-period rerun starts one)
+    pending: Iterable[ParseTask] = chain(head, source)
+    n, isolate = min(len(head), cores), False
+    while n:
         try:
             pool = _pool(n, matcher)
         except Exception as exc:  # noqa: BLE001 - no workers: everything goes the file-by-file way
             log.warning("no worker processes for parsing: %s", exc)
             return failed + [j for t in pending for j in t.jobs]
-        futures = [(t, pool.submit(_run_task_in_worker, t, str(archive.root), str(cache.folder), limits, parse_fn)) for t in pending]
-        pending = []
-        clean = False
+        futures: list[tuple[ParseTask, Future | None]] = []
+        for t in pending:
+            future = None
+            if not futures or futures[-1][1] is not None:  # after a failed submission, only collect
+                try:
+                    future = pool.submit(_run_task_in_worker, t, str(archive.root), str(cache.folder), limits, parse_fn)
+                except (BrokenProcessPool, RuntimeError):
+                    future = None
+            futures.append((t, future))
+        pending, clean = [], False
         try:
             for i, (task, future) in enumerate(futures):
                 try:
+                    if future is None:
+                        raise BrokenProcessPool("the pool broke before this task was submitted")
                     done(task, future.result(timeout=PARSE_TIMEOUT_SECONDS))
                 except (FutureTimeout, BrokenProcessPool) as exc:
                     crashed = isinstance(exc, BrokenProcessPool)
@@ -486,7 +507,7 @@ def _run_tasks(tasks, archive, cache, matcher, limits, workers, parse_fn, done) 
                     _kill(pool)
                     unfinished = []
                     for later, f in futures[i:]:
-                        if f.done() and not f.cancelled() and f.exception() is None:
+                        if f is not None and f.done() and not f.cancelled() and f.exception() is None:
                             done(later, f.result())
                         else:
                             unfinished.append(later)
@@ -503,6 +524,7 @@ def _run_tasks(tasks, archive, cache, matcher, limits, workers, parse_fn, done) 
                 pool.shutdown(wait=True)
             else:
                 _kill(pool)
+        n = (1 if isolate else min(len(pending), cores)) if pending else 0
     return failed
 
 

@@ -48,9 +48,16 @@ def collect_periods(raw_dir: Path, periods: list[str], archive: Archive, limits:
     written and made durable together: two flushes of the file system in all,
     however many periods (a flush costs more than storing a return).
     """
-    taken = {period: _take_in_period(raw_dir, period, archive, limits) for period in periods}
+    return record_taken(archive, {period: take_in_period(raw_dir, period, archive, limits) for period in periods})
+
+
+def record_taken(archive: Archive, taken: dict[str, tuple[list[FileVersion], int]]) -> dict[str, Collected]:
+    """Make the stored objects durable, then merge what each period's folder held into its manifest.
+
+    ``taken``: period -> ``take_in_period``'s (versions seen, files in the folder).
+    """
     crash_point("archive_stored")  # test-only: objects stored, manifests not yet written
-    before = {period: len(archive.versions(period)) for period in periods}
+    before = {period: len(archive.versions(period)) for period in taken}
     recorded = archive.record_many({period: seen for period, (seen, _) in taken.items()})
     return {
         period: Collected(versions=recorded[period], new_versions=len(recorded[period]) - before[period], files_in_folder=files)
@@ -58,7 +65,7 @@ def collect_periods(raw_dir: Path, periods: list[str], archive: Archive, limits:
     }
 
 
-def _take_in_period(raw_dir: Path, period: str, archive: Archive, limits: Limits) -> tuple[list[FileVersion], int]:
+def take_in_period(raw_dir: Path, period: str, archive: Archive, limits: Limits) -> tuple[list[FileVersion], int]:
     """Store the bytes of every file of raw/<period> in the archive: (versions seen, files in the folder)."""
     files, skipped = scan_period(raw_dir, period)
     now = _now()
