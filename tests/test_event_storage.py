@@ -80,3 +80,30 @@ def test_other_storage_is_left_alone(batching_env):
     with dg.DagsterInstance.ephemeral() as instance:
         assert not batch_sqlite_events(instance)
         assert type(instance.event_log_storage) is not BatchedSqliteEventLogStorage
+
+
+def test_batched_storage_keeps_its_connections(tmp_path, batching_env, monkeypatch):
+    from sqlite3 import dbapi2
+
+    opened: list[str] = []
+    real_connect = dbapi2.connect
+
+    def connect(*args, **kwargs):
+        opened.append(str(args[0] if args else kwargs.get("database")))
+        return real_connect(*args, **kwargs)
+
+    def connections(home, batched: bool) -> tuple[int, int]:
+        home.mkdir()
+        with dg.DagsterInstance.local_temp(str(home)) as instance:
+            assert batch_sqlite_events(instance) if batched else True
+            opened.clear()
+            result = _run(instance, KEYS[:3])
+            assert result.success
+        runs = home / "history" / "runs"
+        return opened.count(str(runs / f"{result.run_id}.db")), opened.count(str(runs / "index.db"))
+
+    monkeypatch.setattr(dbapi2, "connect", connect)
+    plain_run, plain_index = connections(tmp_path / "plain", batched=False)
+    run_shard, index_shard = connections(tmp_path / "batched", batched=True)
+    assert run_shard == 1 and plain_run > 5  # Dagster's own: a connection per event written
+    assert index_shard < plain_index  # the rest are Dagster's table probes, left as they are

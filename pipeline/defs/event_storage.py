@@ -10,20 +10,34 @@ event by event. ``batch_sqlite_events`` gives the instance's storage a
 ``store_event_batch`` that writes the same rows (event log of the run shard,
 event log, asset event tags and asset-key index of the index shard) once per
 batch. Anything other than a batch of one run's asset events is left to
-Dagster as it is. Instances on other storage (PostgreSQL in production) are
-left alone; dagster is pinned exactly, so the private helpers used here are the
-ones the tests exercise.
+Dagster as it is.
+
+The same storage also keeps one SQLite connection per shard (per thread) for
+the instance's life instead of a new engine and connection for every read
+and write: a run records a few dozen single events, each of which opened
+about five connections (~1.5 ms apiece). Each use is still its own
+transaction, so nothing is held between them; other processes (the UI, the
+daemon) read and write the same files as before.
+
+Instances on other storage (PostgreSQL in production) are left alone;
+dagster is pinned exactly, so the private helpers used here are the ones the
+tests exercise.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
+import sqlalchemy as db
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlalchemy_compat import db_result
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import SingletonThreadPool
 
 # Large enough that a range of partitions is always one batch (Dagster flushes at its end).
 EVENT_BATCH_SIZE = "100000"
@@ -38,7 +52,34 @@ def _batchable(events: Sequence[EventLogEntry]) -> bool:
 
 
 class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
-    """SQLite event storage that stores a batch of one run's asset events in two transactions."""
+    """SQLite event storage that stores a batch of one run's asset events in two transactions
+    and keeps its connections open."""
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        # As SqliteEventLogStorage._connect, but the engine (and, through its pool, one connection
+        # per thread) is made once per shard.
+        with self._db_lock:
+            engines = self.__dict__.setdefault("_kept_engines", {})
+            engine = engines.get(shard)
+            if engine is None:
+                engine = db.create_engine(
+                    self.conn_string_for_shard(shard),
+                    poolclass=SingletonThreadPool,
+                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+                )
+                if shard not in self._initialized_dbs:
+                    self._initdb(engine)
+                    self._initialized_dbs.add(shard)
+                engines[shard] = engine
+            with engine.connect() as conn:
+                with conn.begin():
+                    yield conn
+
+    def dispose(self) -> None:
+        for engine in self.__dict__.pop("_kept_engines", {}).values():
+            engine.dispose()
+        super().dispose()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         if not _batchable(events):
