@@ -55,15 +55,18 @@ _HISTORY_COLUMNS = ["period", "district_code", "unit_code", "has_cell", "total_m
 
 def _history_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """The columns the history checks read, in one set of dtypes whether they came from DuckDB or a return."""
-    out = frame[_HISTORY_COLUMNS].copy()
-    for c in ("period", "district_code", "unit_code"):
-        if out[c].dtype != object:
-            out[c] = out[c].astype(object)
-    if out["has_cell"].dtype != "boolean":
-        out["has_cell"] = out["has_cell"].astype("boolean")
-    if out["total_members"].dtype != "Int64":
-        out["total_members"] = pd.array(pd.to_numeric(out["total_members"], errors="coerce"), dtype="Int64")
-    return out.reset_index(drop=True)
+    # Built column by column into a new frame: selecting, copying and re-typing
+    # the frame costs more than its rows for a period of a few hundred units.
+    has_cell, members = frame["has_cell"], frame["total_members"]
+    return pd.DataFrame(
+        {
+            **{c: frame[c].to_numpy(dtype=object, copy=True) for c in ("period", "district_code", "unit_code")},
+            "has_cell": has_cell.array.copy() if has_cell.dtype == "boolean" else has_cell.astype("boolean").array,
+            "total_members": members.array.copy()
+            if members.dtype == "Int64"
+            else pd.array(pd.to_numeric(members, errors="coerce"), dtype="Int64"),
+        }
+    )
 
 
 Snapshot = dict[str, str]  # district -> the period whose rows it is compared with
@@ -235,9 +238,10 @@ def _outcomes(issues: dict[str, list[Issue]], districts: dict[str, str | None]) 
 def _unit_rows(staging: pd.DataFrame, decisions: dict[tuple[str, str], Decision], register: Register) -> pd.DataFrame:
     """What load_periods.sql will put in core.unit_returns: the in-effect rows of register units."""
     in_effect = {sha for (_, sha), d in decisions.items() if d.in_effect}
-    rows = staging[staging["sha256"].isin(in_effect)].drop(columns=["district_code"], errors="ignore")
-    rows = rows.assign(district_code=rows["unit_code"].map(register.unit_districts))
-    return _history_rows(rows[rows["district_code"].notna()])
+    # Rows picked with one mask: each pandas filter or copy costs more than a period's rows.
+    districts = staging["unit_code"].map(register.unit_districts).to_numpy(dtype=object)
+    keep = staging["sha256"].isin(in_effect).to_numpy() & pd.notna(districts)
+    return _history_rows(staging[keep].assign(district_code=districts[keep]))
 
 
 def check_history(
@@ -412,25 +416,33 @@ def _staging_rows(period: str, stacked: pd.DataFrame, shas: list[str], parsed: d
     if not len(stacked):
         return pd.DataFrame({c: pd.Series(dtype=object) for c in _STAGING_COLUMNS})
     file = stacked["_file"].to_numpy()
-    frame = pd.DataFrame(
-        {
-            "period": period,
-            "sha256": np.asarray(shas, dtype=object)[file],
-            "sheet": np.asarray([parsed[sha].sheet for sha in shas], dtype=object)[file],
-            **{target: stacked[source].to_numpy(dtype=object) for target, source in _STAGING_SOURCES.items()},
-        },
-        columns=_STAGING_COLUMNS,
-    )
+    columns = {
+        "period": period,
+        "sha256": np.asarray(shas, dtype=object)[file],
+        "sheet": np.asarray([parsed[sha].sheet for sha in shas], dtype=object)[file],
+    }
+    for target, source in _STAGING_SOURCES.items():
+        column = stacked[source]
+        dtype = _STAGING_DTYPES.get(target)
+        # The parser's typed columns are taken as they are; conversions are per
+        # call, not per cell, but cost more than the rest on a small period.
+        columns[target] = column.array if dtype is not None and column.dtype == dtype else column.to_numpy(dtype=object)
+    frame = pd.DataFrame(columns, columns=_STAGING_COLUMNS)
     # Whole columns at once: a Python loop per cell costs more than the rest of the load.
     frame["unit_type_written"] = frame["unit_type_written"].astype("string").astype(object).where(
         frame["unit_type_written"].notna(), None
     )
     frame["established_on"] = pd.to_datetime(frame["established_on"], errors="coerce")
     for c in ("total_members", "cell_members"):
-        frame[c] = pd.array(pd.to_numeric(frame[c], errors="coerce"), dtype="Int64")
+        if frame[c].dtype != "Int64":
+            frame[c] = pd.array(pd.to_numeric(frame[c], errors="coerce"), dtype="Int64")
     for c in ("eligible", "has_cell"):
-        frame[c] = frame[c].astype("boolean")
+        if frame[c].dtype != "boolean":
+            frame[c] = frame[c].astype("boolean")
     return frame
+
+
+_STAGING_DTYPES = {"total_members": "Int64", "cell_members": "Int64", "eligible": "boolean", "has_cell": "boolean"}
 
 
 def record_build(pending: PendingRows, period: str, fingerprint: str, files: int, run_id: str) -> None:
