@@ -27,7 +27,7 @@ import os
 import shutil
 import tempfile
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
@@ -46,6 +46,10 @@ class FileVersion:
     # Catalogue code when the bytes could not be taken in (unsafe path, too large).
     refusal: str | None = None
     refusal_detail: str = ""
+
+    def as_dict(self) -> dict[str, str | int | bool | None]:
+        """The fields by name: ``dataclasses.asdict`` without its deep copy (every field is a plain value)."""
+        return dict(vars(self))
 
 
 def sha256_of(data: bytes) -> str:
@@ -171,7 +175,9 @@ class Archive:
         with self._locked():
             merged, added = merge_versions(self.versions(period), seen)
             if added:
-                payload = json.dumps([asdict(v) for v in merged], ensure_ascii=False, indent=1)
+                # One version per line: readable, and json's C encoder (not used with indent=).
+                lines = ",\n".join(json.dumps(v.as_dict(), ensure_ascii=False) for v in merged)
+                payload = f"[\n{lines}\n]\n" if merged else "[]\n"
                 _atomic_write(self._manifest_path(period), payload.encode("utf-8"), durable=durable)
                 if not durable:
                     self._unsynced.append(self._manifest_path(period))

@@ -7,7 +7,7 @@ published atomically) → reports (warehouse → workbooks).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cache
 
 import pandas as pd
@@ -127,7 +127,7 @@ def prepared_key(period: str, versions: list[FileVersion]) -> str:
     its versions, every field (first-seen times decide between copies)."""
     digest = hashlib.sha256(period.encode())
     for v in sorted(versions, key=lambda v: (v.path, v.sha256)):
-        digest.update(repr(sorted(asdict(v).items())).encode())
+        digest.update(repr(sorted(v.as_dict().items())).encode())
     return digest.hexdigest()
 
 
