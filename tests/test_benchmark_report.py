@@ -1,0 +1,45 @@
+"""benchmarks.run.render: the derived figures and targets come from the measurements as documented."""
+
+import pytest
+
+from benchmarks.run import Measure, _marginal, _marginal_range, render
+
+RUNS = {  # key: (files, median seconds, (fastest, slowest))
+    "floor_full": (1428, 0.8, (0.8, 0.8)),
+    "floor_half": (714, 0.6, (0.6, 0.6)),
+    "naive_half": (714, 8.0, (7.5, 8.5)),
+    "naive_full": (1428, 16.0, (15.0, 17.0)),
+    "pipe_1": (17, 3.2, (3.2, 3.2)),
+    "pipe_2": (34, 3.6, (3.6, 3.6)),
+    "pipe_half": (714, 5.0, (4.9, 5.2)),
+    "pipe_full": (1428, 6.4, (6.3, 6.6)),
+    "pipe_noop": (1428, 0.5, (0.5, 0.5)),
+    "pipe_change": (1428, 3.2, (3.1, 3.3)),
+}
+
+
+def measures() -> dict[str, Measure]:
+    out = {}
+    for key, (files, seconds, spread) in RUNS.items():
+        m = Measure(key, files, seconds, 0)
+        m.extra["spread"] = spread
+        out[key] = m
+    return out
+
+
+def test_marginal_and_its_noise_band():
+    m = measures()
+    assert _marginal(m, "pipe_half", "pipe_full") == pytest.approx(1000 * 1.4 / 714)
+    # fastest full − slowest half, slowest full − fastest half
+    assert _marginal_range(m, "pipe_half", "pipe_full") == pytest.approx((1000 * 1.1 / 714, 1000 * 1.7 / 714))
+
+
+def test_rendered_targets_follow_the_numbers():
+    report = render(measures(), 714, 1428, 84, national=False)
+    # naive marginal 8000/714 = 11.2 ms, pipeline 1400/714 = 1.96 ms: 5.7x
+    assert "| marginal cost per return ≥5× lower than naive | PASS | naive ÷ pipeline = 5.71" in report
+    assert "| whole 1428-file run ≥1.5× faster than naive | PASS | naive ÷ pipeline = 2.50" in report
+    # fixed cost 2*3.2 - 3.6 = 2.8 s; (3.2 - 2.8) / 6.4 = 6.2 %
+    assert "| rerun after one change ÷ full run | 50.0% |" in report
+    assert "| rerun after one change less the fixed cost ÷ full run | 6.2% |" in report
+    assert "| rerun after one change a small fraction (≤10%) of the full run | FAIL | 50.0% |" in report
