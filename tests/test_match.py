@@ -454,3 +454,20 @@ def test_other_province_register(tmp_path):
     assert mm.district_from_filename("gia_lam.xlsx") == "018"
     g = mm.infer_district(["Phúc Xá", "Trúc Bạch"], [None, None])
     assert g.district_code == "001"
+
+
+def test_remembered_answers_are_the_fresh_ones_and_stay_home(reg):
+    import pickle
+
+    fresh, warm = UnitMatcher(reg), UnitMatcher(reg)
+    rows = [("Phường Tây Sơn", None, None), ("Xã Ia Pa", None, None), (None, 1, None), (None, True, None), (None, 1.0, None)]
+    for _ in range(2):  # the second pass answers from memory
+        assert [warm.match_unit(*r) for r in rows] == [UnitMatcher(reg).match_unit(*r) for r in rows]
+    # 1, 1.0 and True are equal dict keys but different cells.
+    assert warm.match_unit(None, 1, None) != warm.match_unit(None, True, None)
+    lines = ["HUYỆN ỦY CHƯ PĂH", "Đảng bộ huyện KBang", "Chư Păh, ngày 5 tháng 6 năm 2016"]
+    assert [warm.district_from_text(t) for t in lines * 2] == [fresh.district_from_text(t) for t in lines] * 2
+    assert warm._unit_matches and warm._text_districts
+    sent = pickle.loads(pickle.dumps(warm))  # what a parse worker receives
+    assert sent._unit_matches == {} and sent._text_districts == {}
+    assert sent.match_unit("Phường Tây Sơn", None, None) == fresh.match_unit("Phường Tây Sơn", None, None)

@@ -261,6 +261,10 @@ def _build_variants(name: Any) -> tuple[_Variant, ...]:
 # ----------------------------------------------------------------------- matcher
 
 
+# Bound on each of UnitMatcher's remembered answers (a province has a few thousand distinct names).
+_MEMO_SIZE = 50_000
+
+
 class UnitMatcher:
     """Register lookups for one run: build once, then every match is a dict lookup."""
 
@@ -314,6 +318,14 @@ class UnitMatcher:
         self._suggest_choices: dict[str, tuple[str, str]] = {
             code: (self._key[code], " ".join(_tokens(name))) for code, name in self._name.items()
         }
+        # Answers already given: a district sends the same unit names and title lines
+        # every period, and a parse worker reads many periods.
+        self._unit_matches: dict[tuple, UnitMatch] = {}
+        self._text_districts: dict[tuple, str | None] = {}
+
+    def __getstate__(self) -> dict:
+        # Sent to every parse worker: the remembered answers stay behind.
+        return {**self.__dict__, "_unit_matches": {}, "_text_districts": {}}
 
     # ------------------------------------------------------------- units
 
@@ -361,6 +373,16 @@ class UnitMatcher:
         Name matching is within ``district_code``; with None it covers the
         province and succeeds only when the name is unambiguous there.
         """
+        # Types are part of the key: 1, 1.0 and True are equal keys but not the same cell.
+        key = (name, type(name), code, type(code), district_code, type(district_code))
+        found = self._unit_matches.get(key)
+        if found is None:
+            found = self._match_unit(name, code, district_code)
+            if len(self._unit_matches) < _MEMO_SIZE:
+                self._unit_matches[key] = found
+        return found
+
+    def _match_unit(self, name: str | None, code: Any, district_code: str | None) -> UnitMatch:
         district = self._norm_district(district_code)
         c = self.normalize_code(code)
         if c is not None and c in self._district:
@@ -449,6 +471,15 @@ class UnitMatcher:
 
     def district_from_text(self, text: Any) -> str | None:
         """The district named in a title line ("HUYỆN ỦY CHƯ PĂH", "Đảng bộ huyện KBang")."""
+        key = (text, type(text))
+        if key in self._text_districts:
+            return self._text_districts[key]
+        found = self._district_from_text(text)
+        if len(self._text_districts) < _MEMO_SIZE:
+            self._text_districts[key] = found
+        return found
+
+    def _district_from_text(self, text: Any) -> str | None:
         tokens = _tokens(text)
         spans = self._district_spans(tokens)
         if not spans:
