@@ -350,3 +350,17 @@ def test_parse_series_numeric_dtype_and_kwargs():
 
 def test_fold():
     assert fold("Hướng Dẫn Đảng") == "huong dan dang"
+
+
+def test_remembered_parsers_answer_as_the_parsers_do():
+    from pipeline.ingest.parse import _PARSERS, _remembered
+
+    cells = ["x", "X", "", None, 1, 1.0, True, 0, False, "12", 12.5, -3, "HD10", "Xã", dt.date(2020, 1, 2),
+             dt.datetime(2020, 1, 2, 0, 0), "02/01/2020", 43831, float("nan")]  # fmt: skip
+    for name, parse in _PARSERS.items():
+        for _ in range(2):  # the second pass answers from memory
+            for v in cells:
+                assert repr(parse(v)) == repr(parse.__wrapped__(v)), (name, v)
+    tiny = _remembered(lambda v: (v, None), size=2)
+    assert [tiny(v) for v in (1, True, 1.0, 1, "a")] == [(1, None), (True, None), (1.0, None), (1, None), ("a", None)]
+    assert type(tiny(True)[0]) is bool and type(tiny(1.0)[0]) is float

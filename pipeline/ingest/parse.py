@@ -6,7 +6,9 @@ issues on the ParsedReturn, and pipeline.checks.rules judges the content.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -28,14 +30,35 @@ from pipeline.ingest.model import FIELD_LABELS, FIELDS, Layout, ParsedReturn, Sh
 from pipeline.ingest.read import ReadError, is_blank, read_workbook, xlsx_cell_fonts
 from pipeline.ingest.text import decode_cells
 
+def _remembered(parser: Callable[[Any], tuple[Any, str | None]], size: int = 20_000):
+    """``parser`` answering again from memory for a cell value it has seen (with its type:
+    1, 1.0 and True are equal keys but different cells). The same few values ("x",
+    "HD10", small counts, dates) fill every return; the answers are immutable."""
+    memo: dict[tuple[Any, type], tuple[Any, str | None]] = {}
+
+    def parse(v: Any) -> tuple[Any, str | None]:
+        key = (v, type(v))
+        try:
+            return memo[key]
+        except KeyError:
+            if len(memo) >= size:  # bounded: start over rather than grow with odd values
+                memo.clear()
+            found = memo[key] = parser(v)
+            return found
+        except TypeError:  # an unhashable value
+            return parser(v)
+
+    return functools.update_wrapper(parse, parser)
+
+
 _PARSERS = {
-    "total_members": values.parse_count,
-    "cell_members": values.parse_count,
-    "eligible": values.parse_flag,
-    "has_cell": values.parse_flag,
-    "established_on": values.parse_date,
-    "basis": values.parse_basis,
-    "unit_type": values.parse_unit_type,
+    "total_members": _remembered(values.parse_count),
+    "cell_members": _remembered(values.parse_count),
+    "eligible": _remembered(values.parse_flag),
+    "has_cell": _remembered(values.parse_flag),
+    "established_on": _remembered(values.parse_date),
+    "basis": _remembered(values.parse_basis),
+    "unit_type": _remembered(values.parse_unit_type),
 }
 _TEXT_FIELDS = ("stt", "unit_code", "unit_name", "note")
 _MAX_FORMULA_ISSUES = 20
