@@ -223,11 +223,18 @@ def _frame(records: dict[str, list]) -> pd.DataFrame:
         blocks = [(block, np.array(plain, dtype=np.intp))]
         for i, arr in typed:
             blocks.append((arr.reshape(1, -1) if isinstance(arr, np.ndarray) else arr, np.array([i], dtype=np.intp)))
-        return _from_blocks(blocks, index=pd.RangeIndex(n_rows), columns=pd.Index(names))
+        return _from_blocks(blocks, index=pd.RangeIndex(n_rows), columns=_column_index(tuple(names)))
     frame = pd.DataFrame(block.T, columns=[names[i] for i in plain], dtype=object, copy=False)
     for i, arr in typed:
         frame.insert(i, names[i], arr)
     return frame
+
+
+@functools.lru_cache(maxsize=64)
+def _column_index(names: tuple[str, ...]) -> pd.Index:
+    # Every return has the same columns; an Index is immutable, so frames can share one
+    # (building it infers the string dtype each time: ~50 µs, a quarter of the frame).
+    return pd.Index(names)
 
 
 def _typed_array(values: list, dtype: str):
