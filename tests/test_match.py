@@ -468,6 +468,7 @@ def test_remembered_answers_are_the_fresh_ones_and_stay_home(reg):
     lines = ["HUYỆN ỦY CHƯ PĂH", "Đảng bộ huyện KBang", "Chư Păh, ngày 5 tháng 6 năm 2016"]
     assert [warm.district_from_text(t) for t in lines * 2] == [fresh.district_from_text(t) for t in lines] * 2
     assert warm._unit_matches and warm._text_districts
+    assert warm.match_unit(["Xã Ia Pa"], None, None) == fresh.match_unit(["Xã Ia Pa"], None, None)  # unhashable
     sent = pickle.loads(pickle.dumps(warm))  # what a parse worker receives
     assert sent._unit_matches == {} and sent._text_districts == {}
     assert sent.match_unit("Phường Tây Sơn", None, None) == fresh.match_unit("Phường Tây Sơn", None, None)

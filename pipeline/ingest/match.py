@@ -375,7 +375,10 @@ class UnitMatcher:
         """
         # Types are part of the key: 1, 1.0 and True are equal keys but not the same cell.
         key = (name, type(name), code, type(code), district_code, type(district_code))
-        found = self._unit_matches.get(key)
+        try:
+            found = self._unit_matches.get(key)
+        except TypeError:  # an unhashable cell value: not remembered
+            return self._match_unit(name, code, district_code)
         if found is None:
             found = self._match_unit(name, code, district_code)
             if len(self._unit_matches) < _MEMO_SIZE:
@@ -472,8 +475,11 @@ class UnitMatcher:
     def district_from_text(self, text: Any) -> str | None:
         """The district named in a title line ("HUYỆN ỦY CHƯ PĂH", "Đảng bộ huyện KBang")."""
         key = (text, type(text))
-        if key in self._text_districts:
-            return self._text_districts[key]
+        try:
+            if key in self._text_districts:
+                return self._text_districts[key]
+        except TypeError:  # an unhashable value: not remembered
+            return self._district_from_text(text)
         found = self._district_from_text(text)
         if len(self._text_districts) < _MEMO_SIZE:
             self._text_districts[key] = found
