@@ -30,6 +30,7 @@ from pipeline.ingest.model import FIELD_LABELS, FIELDS, Layout, ParsedReturn, Sh
 from pipeline.ingest.read import ReadError, is_blank, read_workbook, xlsx_cell_fonts
 from pipeline.ingest.text import decode_cells
 
+
 def _remembered(parser: Callable[[Any], tuple[Any, str | None]], size: int = 20_000):
     """``parser`` answering again from memory for a cell value it has seen (with its type:
     1, 1.0 and True are equal keys but different cells). The same few values ("x",
