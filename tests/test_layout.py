@@ -385,3 +385,58 @@ def test_formulas_without_value_finds_only_formula_cells_lacking_a_cached_value(
     )
     assert formulas_without_value(xml) == ["A1", "B1", "D1"]
     assert formulas_without_value(b'<sheetData><row r="1"><c r="A1"><v>1</v></c></row></sheetData>') == []
+
+
+def _every_candidate(s: Sheet):
+    """The header search without its pruning: every row as a one-row and as a two-row header."""
+    from pipeline.ingest import layout
+
+    rows = s.rows
+    limit = min(len(rows), layout.HEADER_SEARCH_ROWS)
+    width = max((len(rows[r]) for r in range(min(len(rows), limit + 1))), default=0)
+    merges = layout._Merges(s, limit + 1, width)
+    merged_rows = {r for r, _ in merges.at}
+    labels = [sum(map(layout._is_label, row)) for row in rows[: limit + 1]]
+    best, best_key = None, None
+    for r in range(limit):
+        tries = [([r], layout._columns_single(rows, r))] if labels[r] >= 3 else []
+        if r + 1 < len(rows) and labels[r + 1] and (labels[r] or r in merged_rows):
+            if not layout._row_is_data_like(rows[r + 1]):
+                tries.append(([r, r + 1], layout._columns_pair(rows, merges, r, width)))
+        for header_rows, columns in tries:
+            if len(columns) < 3:
+                continue
+            mapping, quality = layout._assign(columns)
+            if layout._acceptable(mapping):
+                key = (len(mapping), round(sum(quality.values()), 6), -len(header_rows), -r)
+                if best_key is None or key > best_key:
+                    best, best_key = (header_rows, columns, mapping, quality), key
+    return best
+
+
+def _fixture_sheets() -> list[Sheet]:
+    from pathlib import Path
+
+    from pipeline.ingest.guards import screen_bytes
+    from pipeline.ingest.parse import decode_sheets
+    from pipeline.ingest.read import read_workbook
+
+    out = []
+    for path in sorted((Path(__file__).parent / "fixtures" / "returns").iterdir()):
+        data, parts = path.read_bytes(), {}
+        fmt, refusal = screen_bytes(data, path.name, parts=parts)
+        if refusal is None:
+            sheets = read_workbook(data, fmt, 100_000, 1_000, parts)
+            decode_sheets(sheets, data if fmt in ("xlsx", "xlsm") else None, parts)
+            out += sheets
+    return out
+
+
+def test_pruned_header_search_finds_what_trying_every_row_finds():
+    from pipeline.ingest.layout import _find_header
+
+    grids = [canonical_grid(), canonical_grid(numbers=False), (shift(canonical_grid()[0], 2), [])]
+    sheets = [sheet(rows, merged) for rows, merged in grids] + _fixture_sheets()
+    assert len(sheets) > 30
+    for s in sheets:
+        assert _find_header(s) == _every_candidate(s), s.name

@@ -375,40 +375,57 @@ def _row_is_data_like(row: list[Any]) -> bool:
 
 
 def _find_header(sheet: Sheet):
+    """The best header (rows, columns, mapping, quality) in the first HEADER_SEARCH_ROWS rows, or None.
+
+    Every row is a candidate one-row header and, with the row under it, a
+    two-row one; the best has the most fields mapped, then the best fit, then
+    one row rather than two, then the earliest. Candidates are tried in order
+    of how many fields they could map at most, and the search stops at the
+    first that could not reach the best found: same answer as trying them
+    all, without reading the title and signature rows once the header is known.
+    """
     rows = sheet.rows
     limit = min(len(rows), HEADER_SEARCH_ROWS)
-    width = max((len(rows[r]) for r in range(min(len(rows), limit + 1))), default=0)
+    n = min(len(rows), limit + 1)
+    width = max((len(rows[r]) for r in range(n)), default=0)
     merges = _Merges(sheet, limit + 1, width)
-    merged_rows = {r for r, _ in merges.at}
-    # Each row is looked at as a header row and as the row under one: its label
-    # count and whether it reads as data are worked out once.
-    label_counts = [sum(map(_is_label, rows[r])) for r in range(min(len(rows), limit + 1))]
-    data_like: dict[int, bool] = {}
+    label_counts = [sum(map(_is_label, rows[r])) for r in range(n)]
+    # A merged range gives at most one column label per row it covers.
+    ranges_in_row = [0] * n
+    for (r0, _), (r1, _) in set(merges.at.values()):
+        for r in range(r0, min(r1, n - 1) + 1):
+            ranges_in_row[r] += 1
+    # (most fields it could map, row, rows in the header). A one-row header maps
+    # at most one field per label cell; a two-row header one per label cell or
+    # merged range in either row.
+    candidates = []
+    for r in range(limit):
+        if label_counts[r] >= 3:
+            candidates.append((label_counts[r], r, 1))
+        if r + 1 < len(rows) and label_counts[r + 1] and (label_counts[r] or ranges_in_row[r]):
+            candidates.append((label_counts[r] + ranges_in_row[r] + label_counts[r + 1] + ranges_in_row[r + 1], r, 2))
+    candidates.sort(key=lambda t: -t[0])
     best = None
     best_key = None
-    for r in range(limit):
-        text_cells = label_counts[r]
-        candidates = []
-        # A one-row header maps at most one field per label cell: a row with fewer label
-        # cells than the best header has fields cannot beat it (most body rows).
-        if text_cells >= 3 and (best_key is None or text_cells >= best_key[0]):
-            candidates.append(([r], _columns_single(rows, r)))
-        if r + 1 < len(rows) and label_counts[r + 1] and (text_cells or r in merged_rows):
-            below = data_like.get(r + 1)
-            if below is None:
-                below = data_like[r + 1] = _row_is_data_like(rows[r + 1])
-            if not below:
-                candidates.append(([r, r + 1], _columns_pair(rows, merges, r, width)))
-        for header_rows, columns in candidates:
-            if len(columns) < 3:
-                continue
-            mapping, quality = _assign(columns)
-            if not _acceptable(mapping):
-                continue
-            key = (len(mapping), round(sum(quality.values()), 6), -len(header_rows), -r)
-            if best_key is None or key > best_key:
-                best_key = key
-                best = (header_rows, columns, mapping, quality)
+    for most, r, height in candidates:
+        if best_key is not None and most < best_key[0]:
+            break  # neither this candidate nor any after it can map as many fields
+        if height == 1:
+            columns = _columns_single(rows, r)
+        elif _row_is_data_like(rows[r + 1]):
+            continue  # a header's second row is not data
+        else:
+            columns = _columns_pair(rows, merges, r, width)
+        if len(columns) < 3:
+            continue
+        mapping, quality = _assign(columns)
+        if not _acceptable(mapping):
+            continue
+        header_rows = list(range(r, r + height))
+        key = (len(mapping), round(sum(quality.values()), 6), -height, -r)
+        if best_key is None or key > best_key:
+            best_key = key
+            best = (header_rows, columns, mapping, quality)
     return best
 
 
