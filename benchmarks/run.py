@@ -31,6 +31,7 @@ import platform
 import pstats
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -201,17 +202,33 @@ def measure_median(label: str, setup, files: int, log: Path | None = None) -> Me
     One run of a few seconds on a shared 2-core machine varies by ±15 %; the
     median of three is what the tables report (every run is printed).
     """
-    runs = []
+    return measure_medians([(label, setup, files, log)])[0]
+
+
+def measure_medians(jobs: list[tuple[str, object, int, Path | None]]) -> list[Measure]:
+    """``measure_median`` of several measurements taken in turn (a, b, a, b, …).
+
+    Taken back to back, the runs of a pair see the same state of the machine,
+    which drifts over minutes; each measurement keeps its times in run order
+    (``extra["series"]``) so a difference can be taken run by run.
+    """
+    runs: list[list[Measure]] = [[] for _ in jobs]
     for i in range(REPEAT):
-        cmd, env = setup()
-        runs.append(measure(f"{label}" + (f" [{i + 1}/{REPEAT}]" if REPEAT > 1 else ""), cmd, files, env=env, log=log))
-    runs.sort(key=lambda r: r.seconds)
-    chosen = runs[len(runs) // 2]
+        for k, (label, setup, files, log) in enumerate(jobs):
+            cmd, env = setup()
+            runs[k].append(measure(f"{label}" + (f" [{i + 1}/{REPEAT}]" if REPEAT > 1 else ""), cmd, files, env=env, log=log))
+    return [_median_run(label, series) for (label, *_), series in zip(jobs, runs)]
+
+
+def _median_run(label: str, series: list[Measure]) -> Measure:
+    ordered = sorted(series, key=lambda r: r.seconds)
+    chosen = ordered[len(ordered) // 2]
     chosen.label = label
-    chosen.extra["runs"] = ", ".join(f"{r.seconds:.2f}" for r in runs)
-    chosen.extra["spread"] = (runs[0].seconds, runs[-1].seconds)
-    if any(r.rc for r in runs):
-        chosen.rc = max((r.rc for r in runs), key=abs)
+    chosen.extra["runs"] = ", ".join(f"{r.seconds:.2f}" for r in ordered)
+    chosen.extra["spread"] = (ordered[0].seconds, ordered[-1].seconds)
+    chosen.extra["series"] = [r.seconds for r in series]
+    if any(r.rc for r in series):
+        chosen.rc = max((r.rc for r in series), key=abs)
     return chosen
 
 
@@ -347,25 +364,34 @@ def run_all(out: Path, periods: int, national: bool) -> str:
     n_2 = link_periods(source, work / "raw_2", all_periods[:2])
 
     print(f"\nProvince: {n_full} returns over {periods} periods (half: {n_half}); {workers} cores", flush=True)
-    m["floor_full"] = measure_median(
-        "parse floor (calamine, 1 process)", lambda: ([py, "-m", "benchmarks.run", "_floor", str(raw_full)], None), n_full
-    )
-    m["floor_half"] = measure_median(
-        "parse floor, half", lambda: ([py, "-m", "benchmarks.run", "_floor", str(raw_half)], None), n_half
-    )
-    for key, raw, n in (("naive_half", raw_half, n_half), ("naive_full", raw_full, n_full)):
-        def naive(key=key, raw=raw):
+    # Each half/full pair is measured in turn (half, full, half, full, …), so its
+    # marginal cost can be taken run by run.
+    m["floor_half"], m["floor_full"] = measure_medians([
+        ("parse floor, half", lambda: ([py, "-m", "benchmarks.run", "_floor", str(raw_half)], None), n_half, None),
+        ("parse floor (calamine, 1 process)", lambda: ([py, "-m", "benchmarks.run", "_floor", str(raw_full)], None), n_full, None),
+    ])  # fmt: skip
+
+    def naive(key: str, raw: Path):
+        def setup():
             db = fresh(work / key) / "naive.duckdb"
             return [py, "-m", "benchmarks.run", "_naive", str(raw), str(db)], None
 
-        m[key] = measure_median(f"naive script ({'half' if key == 'naive_half' else 'full'})", naive, n, log=logs / f"{key}.log")
+        return setup
 
-    for key, raw, n in (("pipe_1", work / "raw_1", n_1), ("pipe_2", work / "raw_2", n_2),
-                        ("pipe_half", raw_half, n_half), ("pipe_full", raw_full, n_full)):
-        def empty(key=key, raw=raw):
-            return pipeline_cmd(), pipeline_env(fresh(work / key), raw, GIA_LAI_REGISTER)
+    m["naive_half"], m["naive_full"] = measure_medians([
+        ("naive script (half)", naive("naive_half", raw_half), n_half, logs / "naive_half.log"),
+        ("naive script (full)", naive("naive_full", raw_full), n_full, logs / "naive_full.log"),
+    ])  # fmt: skip
 
-        m[key] = measure_median(f"pipeline run from empty ({raw.name})", empty, n, log=logs / f"{key}.log")
+    def empty(key: str, raw: Path):
+        return lambda: (pipeline_cmd(), pipeline_env(fresh(work / key), raw, GIA_LAI_REGISTER))
+
+    for key, raw, n in (("pipe_1", work / "raw_1", n_1), ("pipe_2", work / "raw_2", n_2)):
+        m[key] = measure_median(f"pipeline run from empty ({raw.name})", empty(key, raw), n, log=logs / f"{key}.log")
+    m["pipe_half"], m["pipe_full"] = measure_medians([
+        (f"pipeline run from empty ({raw_half.name})", empty("pipe_half", raw_half), n_half, logs / "pipe_half.log"),
+        (f"pipeline run from empty ({raw_full.name})", empty("pipe_full", raw_full), n_full, logs / "pipe_full.log"),
+    ])  # fmt: skip
     env_full = pipeline_env(work / "pipe_full", raw_full, GIA_LAI_REGISTER)
     m["pipe_noop"] = measure_median(
         "pipeline rerun, nothing changed", lambda: (pipeline_cmd(), env_full), n_full, log=logs / "pipe_noop.log"
@@ -409,13 +435,29 @@ def run_all(out: Path, periods: int, national: bool) -> str:
 
 # --- report ------------------------------------------------------------------------------------
 
+def _paired(m: dict[str, Measure], half: str, full: str) -> list[float] | None:
+    """Per file, full − half run by run (ms), when the two were measured in turn; else None."""
+    a, b = m[half].extra.get("series"), m[full].extra.get("series")
+    if not a or not b or len(a) != len(b):
+        return None
+    return sorted(1000 * (y - x) / (m[full].files - m[half].files) for x, y in zip(a, b))
+
+
 def _marginal(m: dict[str, Measure], half: str, full: str) -> float:
+    """Marginal cost per file (ms): the median of the run-by-run differences, else of the medians."""
+    paired = _paired(m, half, full)
+    if paired:
+        return statistics.median(paired)
     a, b = m[half], m[full]
     return 1000 * (b.seconds - a.seconds) / (b.files - a.files)
 
 
 def _marginal_range(m: dict[str, Measure], half: str, full: str) -> tuple[float, float]:
-    """The marginal cost per file from the fastest and slowest runs: how far run-to-run noise moves it."""
+    """How far run-to-run noise moves the marginal cost: the smallest and largest run-by-run
+    difference, else the fastest full run against the slowest half run and the other way round."""
+    paired = _paired(m, half, full)
+    if paired:
+        return paired[0], paired[-1]
     a, b = m[half], m[full]
     (a_lo, a_hi), (b_lo, b_hi) = (a.extra.get("spread", (a.seconds,) * 2), b.extra.get("spread", (b.seconds,) * 2))
     files = b.files - a.files
@@ -451,14 +493,15 @@ def render(m: dict[str, Measure], n_half: int, n_full: int, periods: int, nation
     ok_runs = all(r.rc == 0 for k, r in m.items() if k.startswith("pipe"))
     cores = os.cpu_count() or 1
     lines += ["## Derived", "",
-              f"Marginal cost per return = (T({periods} periods) − T({periods // 2} periods)) / ({n_full} − {n_half}) files.", "",
+              f"Marginal cost per return = (T({periods} periods) − T({periods // 2} periods)) / ({n_full} − {n_half}) files, "
+              "taken run by run (the two sizes are measured in turn) and the median kept.", "",
               "| quantity | value |", "|---|---:|",
               f"| parse floor per file (calamine, inside the loop, 1 process) | {floor_ms:.1f} ms |",
               f"| parse floor marginal per file (whole process) | {floor_marg:.1f} ms |",
               f"| parse floor per file spread over {cores} cores (ideal) | {floor_ms / cores:.1f} ms |",
               f"| naive marginal per file | {naive_marg:.1f} ms |",
               f"| pipeline marginal per file | {pipe_marg:.1f} ms |",
-              f"| marginal per file from the fastest/slowest runs: naive, pipeline | {naive_lo:.1f}–{naive_hi:.1f} ms, "
+              f"| marginal per file, smallest–largest of the runs: naive, pipeline | {naive_lo:.1f}–{naive_hi:.1f} ms, "
               f"{pipe_lo:.1f}–{pipe_hi:.1f} ms |",
               f"| pipeline fixed cost (2·T(1 period) − T(2 periods)) | {fixed:.1f} s |",
               f"| pipeline T(1 period) / T(2 periods) | {m['pipe_1'].seconds:.1f} s / {m['pipe_2'].seconds:.1f} s |",

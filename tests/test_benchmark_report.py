@@ -34,6 +34,17 @@ def test_marginal_and_its_noise_band():
     assert _marginal_range(m, "pipe_half", "pipe_full") == pytest.approx((1000 * 1.1 / 714, 1000 * 1.7 / 714))
 
 
+def test_marginal_run_by_run_when_the_sizes_were_measured_in_turn():
+    m = measures()
+    m["pipe_half"].extra["series"] = [5.0, 5.4, 4.9]
+    m["pipe_full"].extra["series"] = [6.4, 6.6, 6.5]  # differences 1.4, 1.2, 1.6 s
+    assert _marginal(m, "pipe_half", "pipe_full") == pytest.approx(1000 * 1.4 / 714)
+    assert _marginal_range(m, "pipe_half", "pipe_full") == pytest.approx((1000 * 1.2 / 714, 1000 * 1.6 / 714))
+    m["pipe_full"].extra["series"] = [6.4, 6.6]  # not paired: back to the medians
+    assert _marginal(m, "pipe_half", "pipe_full") == pytest.approx(1000 * 1.4 / 714)
+    assert _marginal_range(m, "pipe_half", "pipe_full") == pytest.approx((1000 * 1.1 / 714, 1000 * 1.7 / 714))
+
+
 def test_rendered_targets_follow_the_numbers():
     report = render(measures(), 714, 1428, 84, national=False)
     # naive marginal 8000/714 = 11.2 ms, pipeline 1400/714 = 1.96 ms: 5.7x
