@@ -24,6 +24,7 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
+from pipeline.ingest.memo import recall
 from pipeline.register import Register
 
 _APOSTROPHES = "'’‘`´ʼʹ′"
@@ -318,8 +319,7 @@ class UnitMatcher:
         self._suggest_choices: dict[str, tuple[str, str]] = {
             code: (self._key[code], " ".join(_tokens(name))) for code, name in self._name.items()
         }
-        # Answers already given: a district sends the same unit names and title lines
-        # every period, and a parse worker reads many periods.
+        # Answers already given (``memo.recall``): unit names and title lines repeat every period.
         self._unit_matches: dict[tuple, UnitMatch] = {}
         self._text_districts: dict[tuple, str | None] = {}
 
@@ -373,17 +373,7 @@ class UnitMatcher:
         Name matching is within ``district_code``; with None it covers the
         province and succeeds only when the name is unambiguous there.
         """
-        # Types are part of the key: 1, 1.0 and True are equal keys but not the same cell.
-        key = (name, type(name), code, type(code), district_code, type(district_code))
-        try:
-            found = self._unit_matches.get(key)
-        except TypeError:  # an unhashable cell value: not remembered
-            return self._match_unit(name, code, district_code)
-        if found is None:
-            found = self._match_unit(name, code, district_code)
-            if len(self._unit_matches) < _MEMO_SIZE:
-                self._unit_matches[key] = found
-        return found
+        return recall(self._unit_matches, _MEMO_SIZE, self._match_unit, name, code, district_code)
 
     def _match_unit(self, name: str | None, code: Any, district_code: str | None) -> UnitMatch:
         district = self._norm_district(district_code)
@@ -474,16 +464,7 @@ class UnitMatcher:
 
     def district_from_text(self, text: Any) -> str | None:
         """The district named in a title line ("HUYỆN ỦY CHƯ PĂH", "Đảng bộ huyện KBang")."""
-        key = (text, type(text))
-        try:
-            if key in self._text_districts:
-                return self._text_districts[key]
-        except TypeError:  # an unhashable value: not remembered
-            return self._district_from_text(text)
-        found = self._district_from_text(text)
-        if len(self._text_districts) < _MEMO_SIZE:
-            self._text_districts[key] = found
-        return found
+        return recall(self._text_districts, _MEMO_SIZE, self._district_from_text, text)
 
     def _district_from_text(self, text: Any) -> str | None:
         tokens = _tokens(text)

@@ -26,28 +26,19 @@ from pipeline.ingest import values
 from pipeline.ingest.guards import Limits, screen_bytes
 from pipeline.ingest.layout import choose_sheet, column_letter, missing_required
 from pipeline.ingest.match import UnitMatcher
+from pipeline.ingest.memo import recall
 from pipeline.ingest.model import FIELD_LABELS, FIELDS, Layout, ParsedReturn, Sheet
 from pipeline.ingest.read import ReadError, is_blank, read_workbook, xlsx_cell_fonts
 from pipeline.ingest.text import decode_cells
 
 
 def _remembered(parser: Callable[[Any], tuple[Any, str | None]], size: int = 20_000):
-    """``parser`` answering again from memory for a cell value it has seen (with its type:
-    1, 1.0 and True are equal keys but different cells). The same few values ("x",
-    "HD10", small counts, dates) fill every return; the answers are immutable."""
-    memo: dict[tuple[Any, type], tuple[Any, str | None]] = {}
+    """``parser`` answering again from memory for a cell value it has seen (``memo.recall``);
+    its answers are immutable."""
+    memo: dict = {}
 
     def parse(v: Any) -> tuple[Any, str | None]:
-        key = (v, type(v))
-        try:
-            return memo[key]
-        except KeyError:
-            if len(memo) >= size:  # bounded: start over rather than grow with odd values
-                memo.clear()
-            found = memo[key] = parser(v)
-            return found
-        except TypeError:  # an unhashable value
-            return parser(v)
+        return recall(memo, size, parser, v)
 
     return functools.update_wrapper(parse, parser)
 

@@ -433,12 +433,11 @@ def _staging_rows(period: str, stacked: pd.DataFrame, shas: list[str], parsed: d
         frame["unit_type_written"].notna(), None
     )
     frame["established_on"] = pd.to_datetime(frame["established_on"], errors="coerce")
-    for c in ("total_members", "cell_members"):
-        if frame[c].dtype != "Int64":
-            frame[c] = pd.array(pd.to_numeric(frame[c], errors="coerce"), dtype="Int64")
-    for c in ("eligible", "has_cell"):
-        if frame[c].dtype != "boolean":
-            frame[c] = frame[c].astype("boolean")
+    for c, dtype in _STAGING_DTYPES.items():  # columns that did not come typed from the parser
+        if frame[c].dtype != dtype:
+            frame[c] = (
+                pd.array(pd.to_numeric(frame[c], errors="coerce"), dtype=dtype) if dtype == "Int64" else frame[c].astype(dtype)
+            )
     return frame
 
 
