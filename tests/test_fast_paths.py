@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import io
+import random
 import zipfile
 
 import hostile
 import pytest
 
-from pipeline.ingest.guards import _SheetExtent, _plain_cells, check_bytes, screen_bytes, sniff_format
+from pipeline.ingest.guards import (
+    _PREFIXED_CELL,
+    _EntityScan,
+    _SheetExtent,
+    _plain_cells,
+    _unusual,
+    check_bytes,
+    screen_bytes,
+    sniff_format,
+)
 
 HEAD = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
 TAIL = b"</sheetData></worksheet>"
@@ -164,3 +174,32 @@ def test_rows_frame_is_the_same_without_the_block_constructor(monkeypatch):
     pd.testing.assert_frame_equal(fast, slow)
     fast["matched_unit_code"] = ["1", None, "2"]  # the frame behaves like any other
     assert fast.loc[fast["code_conflict"], "excel_row"].tolist() == [12]
+
+
+def _unusual_reference(xml: bytes) -> bool:
+    """_unusual as first written: four plain searches."""
+    return b"\x00" in xml or b"<!" in xml or xml.find(b"<?", 1) != -1 or (b":c" in xml and _PREFIXED_CELL.search(xml) is not None)
+
+
+def test_unusual_with_its_cheap_first_checks_answers_as_the_plain_searches():
+    # Strings made of the pieces the checks look for, with and without a declaration:
+    # "<?>" right after it, "?>" inside it, a PI, a DOCTYPE, NUL, prefixed cells.
+    pieces = [b"<", b"?", b">", b"!", b"x", b"<?", b"?>", b"<!", b":c", b"<c ", b"<x:c ", b"\x00"]
+    rng = random.Random(7)
+    for _ in range(50_000):
+        xml = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 10)))
+        if rng.random() < 0.5:
+            xml = b'<?xml version="1.0"?>' + xml
+        assert _unusual(xml) == _unusual_reference(xml), xml
+    for xml in (b"<?xml?><?pi?>", b"<?xml <?>", b"<??>", b"<?", b"?<?", b"<?xml?>", HEAD + PLAIN[0] + TAIL):
+        assert _unusual(xml) == _unusual_reference(xml), xml
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("word", ["<!DOCTYPE", "<!ENTITY"])
+def test_entity_scan_finds_declarations_split_across_chunks(encoding, word):
+    text = ("<root>" + "x" * 50 + word + " a SYSTEM 'b'>").encode(encoding)
+    for cut in range(len(text)):
+        scan = _EntityScan()
+        assert scan.feed(text[:cut]) or scan.feed(text[cut:])
+    assert not _EntityScan().feed("<root>Chú ý! &lt;!DOCTYPE</root>".encode(encoding))

@@ -410,8 +410,10 @@ class _EntityScan:
         self._tail = b""
 
     def feed(self, chunk: bytes) -> bool:
-        buf = self._tail + chunk
-        if any(p in buf for p in self._PATTERNS):
+        buf = self._tail + chunk if self._tail else chunk
+        # Every pattern holds a "!", which XML rarely has: one memchr, not six searches
+        # slowed by the "<" that starts every tag.
+        if b"!" in buf and any(p in buf for p in self._PATTERNS):
             return True
         self._tail = buf[-self._KEEP :]
         return False
@@ -463,12 +465,23 @@ def _sheet_extent(xml: bytes) -> _KnownExtent | _SheetExtent:
 
 def _unusual(xml: bytes) -> bool:
     """Text the regexes do not read like a parser: UTF-16, comments/CDATA/DOCTYPE, PIs, prefixed cells."""
+    # "!" and "?" are rare, "<" starts every tag: each two-byte search first asks memchr
+    # whether its rarer byte is there at all.
     return (
         b"\x00" in xml
-        or b"<!" in xml
-        or xml.find(b"<?", 1) != -1
+        or (b"!" in xml and b"<!" in xml)
+        or (_question_mark_after_declaration(xml) and xml.find(b"<?", 1) != -1)
         or (b":c" in xml and _PREFIXED_CELL.search(xml) is not None)
     )
+
+
+def _question_mark_after_declaration(xml: bytes) -> bool:
+    """Whether a "?" other than the XML declaration's own could start a processing
+    instruction: one at index 2 or later, not counting the "?>" closing a leading "<?"."""
+    q = xml.find(b"?", 2)
+    if q != -1 and xml.startswith(b"<?") and xml.startswith(b"?>", q) and xml[q - 1] != 0x3C:
+        q = xml.find(b"?", q + 2)
+    return q != -1
 
 
 def _plain_cells(xml: bytes) -> tuple[int, int] | None:
