@@ -116,7 +116,9 @@ def ingest_and_parse(ctx: Context, periods: list[str]) -> tuple[dict[str, Collec
         crash_point("ingested")  # test-only: the periods' manifests are written
 
     periods_archived = archived()
-    summary = parse_periods(periods_archived, ctx.archive, ctx.cache, ctx.prepared, ctx.matcher, ctx.limits)
+    summary = parse_periods(
+        periods_archived, ctx.archive, ctx.cache, ctx.prepared, ctx.matcher, ctx.limits, expected_periods=len(periods)
+    )
     for _ in periods_archived:  # parse_periods takes every period; should it not, ingest still completes
         pass
     return collected, summary

@@ -160,6 +160,17 @@ class Context:
     def period_end(self) -> date:
         return period_end(self.period)
 
+    def period_end_of(self, k: int) -> date:
+        """The period end of return ``k`` (its own period when returns of several are checked at once)."""
+        return period_end(self.periods[k]) if self.periods is not None else self.period_end
+
+    def rows_by_period_end(self) -> list[tuple[date, np.ndarray]]:
+        """(period end, mask of the rows of returns of that period), one pair per period present."""
+        if self.periods is None:
+            return [(self.period_end, np.ones(len(self.rows), dtype=bool))]
+        row_periods = np.asarray(self.periods, dtype=object)[self.file]
+        return [(period_end(p), row_periods == p) for p in dict.fromkeys(self.periods)]
+
     @property
     def n_files(self) -> int:
         return len(self.returns)
@@ -526,10 +537,10 @@ def district_filename_mismatch(ctx: Context) -> Iterator[Found]:
 
 @rule("period_mismatch")
 def period_mismatch(ctx: Context) -> Iterator[Found]:
-    end = ctx.period_end
     for k, p in enumerate(ctx.returns):
         if _blank(p.as_of):
             continue
+        end = ctx.period_end_of(k)
         stamp = pd.Timestamp(p.as_of)
         if (stamp.year, stamp.month) != (end.year, end.month):
             yield ctx.file_issue(k, "period_mismatch", as_of=fmt_date(stamp))
@@ -597,16 +608,16 @@ def cell_not_eligible(ctx: Context) -> Iterator[Found]:
 
 @rule("date_in_future")
 def date_in_future(ctx: Context) -> Iterator[Found]:
-    end = ctx.period_end
-    for i in ctx.hits(ctx.dates_beyond("established_on", end, after=True)):
-        yield ctx.issue(
-            i,
-            "date_in_future",
-            ctx.ref("established_on", i),
-            value=fmt_date(ctx.values("established_on")[i]),
-            as_of=fmt_date(end),
-            unit=ctx.label(i),
-        )
+    for end, of_period in ctx.rows_by_period_end():
+        for i in ctx.hits(ctx.dates_beyond("established_on", end, after=True) & of_period):
+            yield ctx.issue(
+                i,
+                "date_in_future",
+                ctx.ref("established_on", i),
+                value=fmt_date(ctx.values("established_on")[i]),
+                as_of=fmt_date(end),
+                unit=ctx.label(i),
+            )
 
 
 @rule("hd28_before_issue")

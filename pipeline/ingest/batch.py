@@ -41,7 +41,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain, islice
 from pathlib import Path
 from typing import Callable
@@ -326,14 +326,24 @@ def parse_all(
 # period's warehouse content from the results it holds; larger periods (a national one)
 # are split into tasks of this size and prepared later.
 TASK_FILES = 32
+# Consecutive small periods share a task, up to this many (and 3 × TASK_FILES files): their
+# content is prepared in one go (load.prepare_contents), about half the cost per period.
+PERIODS_PER_TASK = 4
 
 
 @dataclass(frozen=True)
 class ParseTask:
     jobs: list[ParseJob]  # parsed in this task
-    period: str | None = None  # set when the task also prepares this period's content
-    versions: list[FileVersion] | None = None
-    prepared_key: str = ""
+    # The periods whose content the task also prepares: (period, its versions, the key kept under).
+    prepare: tuple[tuple[str, list[FileVersion], str], ...] = ()
+
+
+def periods_per_task(remaining: int | None, workers: int) -> int:
+    """How many periods the next task takes: fewer towards the end, so no worker waits long
+    for the last (larger) task of another; one when how many remain is not known."""
+    if remaining is None:
+        return 1
+    return max(1, min(PERIODS_PER_TASK, remaining // (2 * max(1, workers))))
 
 
 @dataclass
@@ -348,11 +358,11 @@ class ParseSummary:
 
 def _run_task_in_worker(
     task: ParseTask, archive_root: str, cache_folder: str, limits: Limits, parse_fn: ParseFn
-) -> tuple[list[tuple[str, bytes, bool]], bytes | None]:
-    """Parse a task's files; with ``task.period``, also prepare that period's content.
+) -> tuple[list[tuple[str, bytes, bool]], list[bytes | None]]:
+    """Parse a task's files, then prepare the content of ``task.prepare``'s periods.
 
-    Returns (sha256, pickled result, readable) per file and the pickled
-    ``PreparedContent`` (None when not asked for or not possible here).
+    Returns (sha256, pickled result, readable) per file and, per period to
+    prepare, its pickled ``PreparedContent`` (None where not possible here).
     """
     parsed: dict[str, ParsedReturn] = {}
     out = []
@@ -360,25 +370,38 @@ def _run_task_in_worker(
         result = _parse_one(str(Path(archive_root) / job.archived_path), job.file_name, limits, parse_fn)
         parsed[job.sha256] = result
         out.append((job.sha256, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL), result.rows is not None))
-    prepared = None
-    if task.period is not None and task.versions is not None:
-        prepared = _prepare(task.period, task.versions, parsed, cache_folder)
+    prepared = _prepare([(period, versions) for period, versions, _ in task.prepare], parsed, cache_folder)
     return out, prepared
 
 
-def _prepare(period: str, versions: list[FileVersion], parsed: dict[str, ParsedReturn], cache_folder: str) -> bytes | None:
-    """pipeline.warehouse.load.prepare_content of one period in a worker, pickled; None if a result is missing."""
-    from pipeline.warehouse.load import prepare_content
+def _prepare(
+    periods: list[tuple[str, list[FileVersion]]], parsed: dict[str, ParsedReturn], cache_folder: str
+) -> list[bytes | None]:
+    """pipeline.warehouse.load.prepare_contents of periods in a worker, each pickled; None for a
+    period with a result neither given nor cached (the pipeline then prepares it itself)."""
+    from pipeline.warehouse.load import prepare_contents
 
     assert _worker_matcher is not None
-    known, todo = _known([j for j in jobs_for(versions) if j.sha256 not in parsed], ParseCache.at(Path(cache_folder)))
-    if todo:  # not parsed yet: the pipeline prepares this period itself
-        return None
-    known.update(parsed)
-    for job in jobs_for(versions):  # a result carries the name of the file it is checked under
-        known[job.sha256].file_name = job.file_name
-    content = prepare_content(period, versions, known, _worker_matcher.register, _worker_matcher)
-    return pickle.dumps(content, protocol=pickle.HIGHEST_PROTOCOL)
+    cache = ParseCache.at(Path(cache_folder))
+    items, positions = [], []
+    for n, (period, versions) in enumerate(periods):
+        jobs = jobs_for(versions)
+        known, todo = _known([j for j in jobs if j.sha256 not in parsed], cache)
+        if todo:
+            continue
+        known.update(parsed)
+        own = {}
+        for job in jobs:  # a result carries the name of the file it is checked under, in this period
+            result = known[job.sha256]
+            own[job.sha256] = result if result.file_name == job.file_name else replace(result, file_name=job.file_name)
+        items.append((period, versions, own))
+        positions.append(n)
+    out: list[bytes | None] = [None] * len(periods)
+    if items:
+        contents = prepare_contents(items, _worker_matcher.register, _worker_matcher)
+        for n, content in zip(positions, contents):
+            out[n] = pickle.dumps(content, protocol=pickle.HIGHEST_PROTOCOL)
+    return out
 
 
 def parse_periods(
@@ -390,6 +413,7 @@ def parse_periods(
     limits: Limits,
     workers: int | None = None,
     parse_fn: ParseFn = parse_return,
+    expected_periods: int | None = None,
 ) -> ParseSummary:
     """Parse every version of the periods not already parsed and prepare each period's content.
 
@@ -397,19 +421,26 @@ def parse_periods(
     under in ``prepared``), as a mapping or as pairs produced lazily (the
     ingest step yields a period as soon as it has archived it, and workers
     start on it while the next is archived; the pairs are all taken before any
-    result is stored). A period's files are parsed in one worker task that
-    then prepares the period (``load.prepare_content``) from the results it
+    result is stored; ``expected_periods`` says how many pairs will come). A
+    few consecutive periods' files are parsed in one worker task that then
+    prepares those periods (``load.prepare_contents``) from the results it
     holds: nothing is read back from the cache, and the pipeline process only
     stores bytes. A task that fails (a worker killed, a time-out) is redone
-    file by file with ``parse_all``'s isolation, and its period is prepared by
-    the warehouse build instead.
+    file by file with ``parse_all``'s isolation, and its periods are prepared
+    by the warehouse build instead.
     """
     shas: set[str] = set()
     unreadable = 0
     cached: list[str] = []
 
+    cores = workers or os.cpu_count() or 1
+
     def tasks() -> Iterator[ParseTask]:
         nonlocal unreadable
+        remaining = len(periods) if isinstance(periods, Mapping) else expected_periods
+        batch_jobs: list[ParseJob] = []
+        batch_periods: list[tuple[str, list[FileVersion], str]] = []
+        size = periods_per_task(remaining, cores)
         for period, (versions, key) in periods.items() if isinstance(periods, Mapping) else periods:
             jobs = jobs_for(versions)
             todo = []
@@ -425,9 +456,19 @@ def parse_periods(
                     todo.append(job)
             prepare = not prepared.has(key)
             if len(todo) <= TASK_FILES and (todo or prepare):
-                yield ParseTask(todo, period if prepare else None, versions if prepare else None, key)
-            else:
+                batch_jobs += todo
+                if prepare:
+                    batch_periods.append((period, versions, key))
+                size = min(size, periods_per_task(remaining, cores))
+                if len(batch_periods) >= size or len(batch_jobs) > 3 * TASK_FILES:
+                    yield ParseTask(batch_jobs, tuple(batch_periods))
+                    batch_jobs, batch_periods, size = [], [], PERIODS_PER_TASK
+            elif todo:
                 yield from (ParseTask(todo[i : i + TASK_FILES]) for i in range(0, len(todo), TASK_FILES))
+            if remaining is not None:
+                remaining -= 1
+        if batch_jobs or batch_periods:
+            yield ParseTask(batch_jobs, tuple(batch_periods))
 
     parsed_now: set[str] = set()
     prepared_now = 0
@@ -435,15 +476,16 @@ def parse_periods(
 
     def done(task: ParseTask, outcome) -> None:
         nonlocal unreadable, prepared_now
-        files, content = outcome
+        files, contents = outcome
         for sha, pickled, readable in files:
             if sha not in parsed_now:
                 parsed_now.add(sha)
                 unreadable += not readable
             cache.put(sha, None, pickled)
-        if content is not None:
-            prepared.put(task.prepared_key, None, content)
-            prepared_now += 1
+        for (_, _, key), content in zip(task.prepare, contents):
+            if content is not None:
+                prepared.put(key, None, content)
+                prepared_now += 1
         crash_point("parsed_one")  # test-only: some results cached, others not
 
     try:
@@ -530,7 +572,7 @@ def _run_tasks(tasks: Iterable[ParseTask], archive, cache, matcher, limits, work
 
 def _prepare_in_worker(period: str, versions: list[FileVersion], cache_folder: str) -> bytes:
     """pipeline.warehouse.load.prepare_content of one period, from parse results already cached."""
-    return _prepare(period, versions, {}, cache_folder) or pickle.dumps(None)
+    return _prepare([(period, versions)], {}, cache_folder)[0] or pickle.dumps(None)
 
 
 def prepare_in_parallel(

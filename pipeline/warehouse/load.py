@@ -188,40 +188,85 @@ class PreparedContent:
 def prepare_content(
     period: str, versions: list[FileVersion], parsed: dict[str, ParsedReturn], register: Register, matcher: UnitMatcher
 ) -> PreparedContent:
-    """The part of a period's preparation that does not depend on other periods.
+    """The part of a period's preparation that does not depend on other periods (``prepare_contents`` of one)."""
+    return prepare_contents([(period, versions, parsed)], register, matcher)[0]
 
-    The period's unit rows are stacked once, for the file, layout and content
-    checks, the staging rows and the history checks' input. Which return is in
-    effect depends only on errors, and the history checks only warn, so the
-    period's core.unit_returns rows are known here already.
+
+def prepare_contents(
+    items: list[tuple[str, list[FileVersion], dict[str, ParsedReturn]]], register: Register, matcher: UnitMatcher
+) -> list[PreparedContent]:
+    """``prepare_content`` of several periods, each exactly as if prepared alone.
+
+    The periods' unit rows are stacked once, for the file, layout and content
+    checks (each return checked in its own period), the staging rows and the
+    history checks' input: pandas costs about as much per call on a few
+    hundred rows as on a thousand, so four periods at once cost about what
+    two did one by one. Which return is in effect depends only on errors,
+    and the history checks only warn, so each period's core.unit_returns
+    rows are known here already. ``parsed`` of a period gives each of its
+    returns under the file name it is checked under.
     """
-    shas = _checked_shas(versions)
-    # Staging rows come in content-hash order; the checks of a return do not depend on the order.
-    with_rows = sorted(sha for sha in shas if parsed[sha].rows is not None and len(parsed[sha].rows))
-    if with_rows:
-        frames = [parsed[sha].rows for sha in with_rows]
+    plans = []  # per period: (period, versions, parsed, its shas, those with rows, first return, first row)
+    returns: list[ParsedReturn] = []
+    return_periods: list[str] = []
+    return_shas: list[str] = []
+    frames: list[pd.DataFrame] = []
+    rows = 0
+    for period, versions, parsed in items:
+        shas = _checked_shas(versions)
+        # Staging rows come in content-hash order; the checks of a return do not depend on the order.
+        with_rows = sorted(sha for sha in shas if parsed[sha].rows is not None and len(parsed[sha].rows))
+        plans.append((period, versions, parsed, shas, with_rows, len(returns), rows))
+        for sha in with_rows:
+            returns.append(parsed[sha])
+            return_periods.append(period)
+            return_shas.append(sha)
+            frames.append(parsed[sha].rows)
+            rows += len(parsed[sha].rows)
+    if len(items) > 1 and len({(tuple(f.columns), tuple(f.dtypes)) for f in frames}) > 1:
+        # The parser gives every return the same columns; should two differ, stacking
+        # them would retype a period's columns: then each period on its own.
+        return [prepare_contents([item], register, matcher)[0] for item in items]
+    if frames:
         stacked = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
         stacked["_file"] = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
     else:
         stacked = pd.DataFrame({"_file": pd.Series(dtype="int64")})
+    single = len(items) == 1
     found = check_stacked(
-        [parsed[sha] for sha in with_rows], stacked, units=register.units, districts=register.districts, period=period,
+        returns, stacked, units=register.units, districts=register.districts,
+        period=items[0][0] if single else None, periods=None if single else return_periods,
         suggest=matcher.suggest, stages="content",
     )  # fmt: skip
-    by_sha = dict(zip(with_rows, found))
-    issues = {sha: list(parsed[sha].issues) + by_sha.get(sha, []) for sha in shas}
-    staging = _staging_rows(period, stacked, with_rows, parsed)
-    decisions = decide(versions, _outcomes(issues, {sha: parsed[sha].district_code for sha in shas}))
-    return PreparedContent(
-        period=period,
-        issues=issues,
-        own_issues={sha: len(parsed[sha].issues) for sha in shas},
-        returns={sha: replace(parsed[sha], rows=None, issues=[]) for sha in shas},
-        staging=staging,
-        history_shas=with_rows,
-        history_input=stacked[[c for c in (*HISTORY_ROW_COLUMNS, "_file") if c in stacked.columns]],
-        unit_rows=_unit_rows(staging, decisions, register),
-    )
+    staging = _staging_rows(return_periods, stacked, return_shas, [r.sheet for r in returns])
+    history_columns = [c for c in (*HISTORY_ROW_COLUMNS, "_file") if c in stacked.columns]
+    out = []
+    for n, (period, versions, parsed, shas, with_rows, first, row) in enumerate(plans):
+        end = plans[n + 1][6] if n + 1 < len(plans) else len(stacked)
+        by_sha = dict(zip(with_rows, found[first : first + len(with_rows)]))
+        issues = {sha: list(parsed[sha].issues) + by_sha.get(sha, []) for sha in shas}
+        if with_rows:
+            own_staging = staging if single else staging.iloc[row:end].reset_index(drop=True)
+            history_input = stacked[history_columns] if single else stacked.iloc[row:end][history_columns].reset_index(drop=True)
+            if first:
+                history_input["_file"] -= first
+        else:
+            own_staging = _no_staging_rows()
+            history_input = pd.DataFrame({"_file": pd.Series(dtype="int64")})
+        decisions = decide(versions, _outcomes(issues, {sha: parsed[sha].district_code for sha in shas}))
+        out.append(
+            PreparedContent(
+                period=period,
+                issues=issues,
+                own_issues={sha: len(parsed[sha].issues) for sha in shas},
+                returns={sha: replace(parsed[sha], rows=None, issues=[]) for sha in shas},
+                staging=own_staging,
+                history_shas=with_rows,
+                history_input=history_input,
+                unit_rows=_unit_rows(own_staging, decisions, register),
+            )
+        )
+    return out
 
 
 def _outcomes(issues: dict[str, list[Issue]], districts: dict[str, str | None]) -> dict[str, Outcome]:
@@ -410,16 +455,20 @@ _STAGING_SOURCES = {
 }
 
 
-def _staging_rows(period: str, stacked: pd.DataFrame, shas: list[str], parsed: dict[str, ParsedReturn]) -> pd.DataFrame:
-    """Every parsed unit row of the period's readable versions, as one frame (``stacked``:
-    their rows stacked, ``_file`` = position in ``shas``)."""
+def _no_staging_rows() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in _STAGING_COLUMNS})
+
+
+def _staging_rows(periods: list[str], stacked: pd.DataFrame, shas: list[str], sheets: list[str | None]) -> pd.DataFrame:
+    """Every parsed unit row of the readable versions, as one frame (``stacked``: their rows
+    stacked, ``_file`` = position in ``shas``, ``periods`` and ``sheets``, one per return)."""
     if not len(stacked):
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in _STAGING_COLUMNS})
+        return _no_staging_rows()
     file = stacked["_file"].to_numpy()
     columns = {
-        "period": period,
+        "period": np.asarray(periods, dtype=object)[file],
         "sha256": np.asarray(shas, dtype=object)[file],
-        "sheet": np.asarray([parsed[sha].sheet for sha in shas], dtype=object)[file],
+        "sheet": np.asarray(sheets, dtype=object)[file],
     }
     for target, source in _STAGING_SOURCES.items():
         column = stacked[source]
