@@ -92,3 +92,16 @@ def test_tasks_take_fewer_periods_towards_the_end():
         remaining -= size
     assert max(sizes) == PERIODS_PER_TASK and sizes[-1] == 1
     assert sizes == sorted(sizes, reverse=True)
+
+
+def test_one_schema_trusts_the_parsers_shared_columns_and_compares_the_rest(periods):
+    from pipeline.warehouse.load import _one_schema
+
+    _, items = periods
+    frames = [p.rows for _, _, own in items for p in own.values() if p.rows is not None and len(p.rows)]
+    assert _one_schema(frames)
+    retyped = frames[1].copy()
+    retyped["total_members"] = retyped["total_members"].astype(object)
+    assert not _one_schema([frames[0], retyped])
+    assert not _one_schema([frames[0], frames[1].drop(columns=["note"])])
+    assert _one_schema([frames[0], frames[1].copy()])

@@ -223,7 +223,7 @@ def prepare_contents(
             return_shas.append(sha)
             frames.append(parsed[sha].rows)
             rows += len(parsed[sha].rows)
-    if len(items) > 1 and len({(tuple(f.columns), tuple(f.dtypes)) for f in frames}) > 1:
+    if len(items) > 1 and not _one_schema(frames):
         # The parser gives every return the same columns; should two differ, stacking
         # them would retype a period's columns: then each period on its own.
         return [prepare_contents([item], register, matcher)[0] for item in items]
@@ -239,21 +239,33 @@ def prepare_contents(
         suggest=matcher.suggest, stages="content",
     )  # fmt: skip
     staging = _staging_rows(return_periods, stacked, return_shas, [r.sheet for r in returns])
-    history_columns = [c for c in (*HISTORY_ROW_COLUMNS, "_file") if c in stacked.columns]
-    out = []
+    history_input_all = stacked[[c for c in (*HISTORY_ROW_COLUMNS, "_file") if c in stacked.columns]]
+    staging_shas = staging["sha256"].to_numpy(dtype=object)
+    in_effect_rows = np.zeros(len(staging), dtype=bool)
+    periods_done = []
     for n, (period, versions, parsed, shas, with_rows, first, row) in enumerate(plans):
         end = plans[n + 1][6] if n + 1 < len(plans) else len(stacked)
         by_sha = dict(zip(with_rows, found[first : first + len(with_rows)]))
         issues = {sha: list(parsed[sha].issues) + by_sha.get(sha, []) for sha in shas}
-        if with_rows:
-            own_staging = staging if single else staging.iloc[row:end].reset_index(drop=True)
-            history_input = stacked[history_columns] if single else stacked.iloc[row:end][history_columns].reset_index(drop=True)
-            if first:
-                history_input["_file"] -= first
-        else:
-            own_staging = _no_staging_rows()
-            history_input = pd.DataFrame({"_file": pd.Series(dtype="int64")})
         decisions = decide(versions, _outcomes(issues, {sha: parsed[sha].district_code for sha in shas}))
+        in_effect = {sha for (_, sha), d in decisions.items() if d.in_effect}
+        in_effect_rows[row:end] = np.fromiter((sha in in_effect for sha in staging_shas[row:end]), dtype=bool, count=end - row)
+        periods_done.append((period, parsed, shas, with_rows, first, row, end, issues))
+    unit_rows, kept = _unit_rows(staging, in_effect_rows, register)
+    kept_before = np.concatenate([[0], np.cumsum(kept)])
+    out = []
+    for period, parsed, shas, with_rows, first, row, end, issues in periods_done:
+        if not with_rows:
+            own_staging = _no_staging_rows()
+            own_unit_rows = _unit_rows(own_staging, np.zeros(0, dtype=bool), register)[0]
+            history_input = pd.DataFrame({"_file": pd.Series(dtype="int64")})
+        elif single:
+            own_staging, own_unit_rows, history_input = staging, unit_rows, history_input_all
+        else:
+            own_staging = staging.iloc[row:end].reset_index(drop=True)
+            own_unit_rows = unit_rows.iloc[kept_before[row] : kept_before[end]].reset_index(drop=True)
+            history_input = history_input_all.iloc[row:end].reset_index(drop=True)
+            history_input["_file"] -= first
         out.append(
             PreparedContent(
                 period=period,
@@ -263,10 +275,27 @@ def prepare_contents(
                 staging=own_staging,
                 history_shas=with_rows,
                 history_input=history_input,
-                unit_rows=_unit_rows(own_staging, decisions, register),
+                unit_rows=own_unit_rows,
             )
         )
     return out
+
+
+def _one_schema(frames: list[pd.DataFrame]) -> bool:
+    """Whether the frames have the same columns with the same dtypes."""
+    if not frames:
+        return True
+    first, schema = frames[0].columns, None
+    for frame in frames[1:]:
+        # The parser's frames share one column Index (parse._column_index), and their
+        # dtypes follow from the column names: asking each frame for its dtypes (a
+        # Series) costs more than the check is worth. Frames from elsewhere are compared.
+        if frame.columns is first:
+            continue
+        schema = schema or (tuple(first), tuple(frames[0].dtypes))
+        if (tuple(frame.columns), tuple(frame.dtypes)) != schema:
+            return False
+    return True
 
 
 def _outcomes(issues: dict[str, list[Issue]], districts: dict[str, str | None]) -> dict[str, Outcome]:
@@ -280,13 +309,13 @@ def _outcomes(issues: dict[str, list[Issue]], districts: dict[str, str | None]) 
     }
 
 
-def _unit_rows(staging: pd.DataFrame, decisions: dict[tuple[str, str], Decision], register: Register) -> pd.DataFrame:
-    """What load_periods.sql will put in core.unit_returns: the in-effect rows of register units."""
-    in_effect = {sha for (_, sha), d in decisions.items() if d.in_effect}
+def _unit_rows(staging: pd.DataFrame, in_effect: np.ndarray, register: Register) -> tuple[pd.DataFrame, np.ndarray]:
+    """What load_periods.sql will put in core.unit_returns: the rows of returns in effect
+    (``in_effect``, per staging row) that are register units; and which rows those are."""
     # Rows picked with one mask: each pandas filter or copy costs more than a period's rows.
     districts = staging["unit_code"].map(register.unit_districts).to_numpy(dtype=object)
-    keep = staging["sha256"].isin(in_effect).to_numpy() & pd.notna(districts)
-    return _history_rows(staging[keep].assign(district_code=districts[keep]))
+    keep = in_effect & pd.notna(districts)
+    return _history_rows(staging[keep].assign(district_code=districts[keep])), keep
 
 
 def check_history(
