@@ -169,3 +169,19 @@ def test_inputs_stamp_changes_with_any_input():
     assert base != inputs_stamp("feedback", "2016-06", "refused", frame=issues)
     assert base != inputs_stamp("feedback", "2016-06", "accepted", frame=issues.assign(cell=["E13"]))
     assert base != inputs_stamp("feedback", "2016-06", "accepted", frame=issues.rename(columns={"cell": "o"}))
+
+
+def test_status_overview_lists_the_newest_periods_and_the_matrix_keeps_every_one(tmp_path):
+    periods = [f"2016-{m:02d}" for m in range(1, 13)] + ["2017-01", "2017-02"]
+    status = pd.DataFrame(
+        [(p, code, name, "accepted", f"{code}.xlsx", 0, 0) for p in periods for code, name in [("623", "Thị xã An Khê"), ("627", "Huyện Chư Păh")]],
+        columns=["period", "district_code", "district_name", "status", "source_file", "errors", "warnings"],
+    )
+    wb = openpyxl.load_workbook(F.write_status_overview(tmp_path / "tong_hop.xlsx", status=status))
+    ws = wb[F.OVERVIEW_SHEET]
+    listed = [r[0] for r in ws.iter_rows(min_row=4, values_only=True)]
+    assert len(listed) == 2 * F.DETAIL_PERIODS == 24
+    assert listed[0] == "tháng 2/2017" and listed[-1] == "tháng 3/2016"  # newest first, the two oldest left out
+    assert "12 kỳ gần nhất" in ws["A2"].value and "14 kỳ" in ws["A2"].value and "tháng 1/2016" in ws["A2"].value
+    head = next(wb[F.MATRIX_SHEET].iter_rows(min_row=3, max_row=3, values_only=True))
+    assert head[2] == "tháng 1/2016" and head[-1] == "tháng 2/2017" and len(head) == 2 + 14

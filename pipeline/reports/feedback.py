@@ -283,18 +283,30 @@ def _inside(ref: str, r1: int, c1: int, r2: int, c2: int) -> bool:
 # --------------------------------------------------------------------------- province overview
 
 
+# The list sheet details the newest periods (who sent what, with how many errors): what
+# the Board follows up. Every period's status stays in the matrix sheet, and a list
+# of years of history would cost each nightly run more than the rest of the overview.
+DETAIL_PERIODS = 12
+
+
 def write_status_overview(out_path: Path, *, status: pd.DataFrame, stamp: str | None = None) -> Path:
-    """Province overview of submissions: one row per period and district, plus a
-    district × period matrix; statuses in Vietnamese, coloured by outcome."""
+    """Province overview of submissions: one row per district for each of the newest
+    ``DETAIL_PERIODS`` periods, plus a district × period matrix of every period;
+    statuses in Vietnamese, coloured by outcome."""
     out_path = Path(out_path)
-    df = status.copy()
-    df["period"] = df["period"].astype(str)
-    df = df.sort_values(["period", "district_name"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    every = status.copy()
+    every["period"] = every["period"].astype(str)
+    every = every.sort_values(["period", "district_name"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    periods = list(dict.fromkeys(every["period"]))  # newest first
+    df = every[every["period"].isin(periods[:DETAIL_PERIODS])]
 
     wb = Workbook()
     ws = wb.active
     ws.title = OVERVIEW_SHEET
     write_cell(ws, 1, 1, "Tình hình gửi báo cáo chi bộ cơ quan của các huyện, thị xã, thành phố", font=_TITLE)
+    if len(periods) > DETAIL_PERIODS:
+        write_cell(ws, 2, 1, f"Danh sách dưới đây gồm {DETAIL_PERIODS} kỳ gần nhất; tình trạng của cả {len(periods)} kỳ "
+                             f"(từ {period_label(periods[-1])}) xem ở trang “{MATRIX_SHEET}”.")  # fmt: skip
     headers = ["Kỳ báo cáo", "Mã", "Đơn vị", "Tình trạng", "Tệp đang có hiệu lực", "Số lỗi", "Số cảnh báo"]
     rows = [
         [
@@ -317,7 +329,7 @@ def write_status_overview(out_path: Path, *, status: pd.DataFrame, stamp: str | 
     if rows:
         ws.auto_filter.ref = f"A{top}:G{last}"
 
-    _write_matrix(wb.create_sheet(MATRIX_SHEET), df)
+    _write_matrix(wb.create_sheet(MATRIX_SHEET), every)
     stamp_workbook(wb, stamp)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(out_path)
