@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from copy import copy
 from pathlib import Path
 from typing import Any
 
@@ -349,9 +350,17 @@ def _write_matrix(ws: Worksheet, df: pd.DataFrame) -> None:
     headers = ["Mã", "Đơn vị", *(period_label(p) for p in periods)]
     rows = [[code, name, *(status_label(lookup[(p, code)]) if (p, code) in lookup else "" for p in periods)] for code, name in districts.itertuples(index=False, name=None)]
     _table(ws, 3, headers, rows, [8, 26, *([22] * len(periods))])
+    styled: dict[str, Any] = {}  # status -> its first coloured cell, whose whole style the others copy
     for r, code in enumerate(districts["district_code"], start=4):
         for c, p in enumerate(periods, start=3):
             st = lookup.get((p, code))
             if st in STATUS_FILLS:
-                ws.cell(row=r, column=c).fill = STATUS_FILLS[st]
+                cell = ws.cell(row=r, column=c)
+                if st in styled:
+                    # Assigning a fill hashes it against the workbook's styles, ~20x a copy;
+                    # every body cell of the table has the same style but for the fill.
+                    cell._style = copy(styled[st]._style)
+                else:
+                    cell.fill = STATUS_FILLS[st]
+                    styled[st] = cell
     ws.freeze_panes = "C4"

@@ -56,16 +56,27 @@ def is_unchanged(final: Path, stamp: str) -> bool:
     return final.is_file() and read_stamp(final) == stamp
 
 
+def _stamps(con, periods: list[str]) -> dict[str, str]:
+    """What each period's outputs are derived from: its warehouse build and the layout
+    version (periods never built are left out). One query for all of them."""
+    rows = con.execute(
+        "select period, fingerprint from audit.period_builds where list_contains($periods, period)", {"periods": periods}
+    ).fetchall()
+    return {period: f"{OUTPUT_VERSION}:{fingerprint}" for period, fingerprint in rows}
+
+
 def _stamp(con, period: str) -> str | None:
-    """What a period's outputs are derived from: its warehouse build and the layout version."""
-    row = con.execute("select fingerprint from audit.period_builds where period = $period", {"period": period}).fetchone()
-    return f"{OUTPUT_VERSION}:{row[0]}" if row else None
+    return _stamps(con, [period]).get(period)
 
 
-def is_current(con, folder: Path, period: str) -> bool:
-    """True when ``folder`` already holds the outputs of the period's current build."""
+_LOOK_UP = object()
+
+
+def is_current(con, folder: Path, period: str, stamp: str | None | object = _LOOK_UP) -> bool:
+    """True when ``folder`` already holds the outputs of the period's current build
+    (``stamp``: that build's, None if never built, when the caller already has it)."""
     stamp_file = folder / ".built-from"
-    stamp = _stamp(con, period)
+    stamp = _stamp(con, period) if stamp is _LOOK_UP else stamp
     return stamp is not None and stamp_file.is_file() and stamp_file.read_text() == stamp
 
 
@@ -94,7 +105,8 @@ def periods_needing(
             "select period from audit.period_builds where run_id = $run_id", {"run_id": run_id}
         ).fetchall()
         candidates |= {p for (p,) in rebuilt if p in set(periods)}
-    stale = sorted(p for p in candidates if force or not is_current(con, folder / p, p))
+    stamps = _stamps(con, sorted(candidates)) if not force else {}
+    stale = sorted(p for p in candidates if force or not is_current(con, folder / p, p, stamps.get(p)))
     if limit and len(stale) > limit:
         return stale[-limit:], stale[:-limit]
     return stale, []
