@@ -403,6 +403,7 @@ def run_all(out: Path, periods: int, national: bool, raw: Path | None = None, re
         if periods < 4:
             raise SystemExit(f"{source}: need at least 4 period folders (YYYY-MM), found {len(found)}")
     all_periods = sorted(p.name for p in source.iterdir() if p.is_dir() and re.fullmatch(r"\d{4}-\d{2}", p.name))[:periods]
+    data = f"generated ({source})" if raw is None else f"{source} (register {register})"
     half = periods // 2
     work = out / "work"
     logs = out / "logs"
@@ -439,8 +440,8 @@ def run_all(out: Path, periods: int, national: bool, raw: Path | None = None, re
     def empty(key: str, raw: Path):
         return lambda: (pipeline_cmd(), pipeline_env(fresh(work / key), raw, register))
 
-    for key, raw, n in (("pipe_1", work / "raw_1", n_1), ("pipe_2", work / "raw_2", n_2)):
-        m[key] = measure_median(f"pipeline run from empty ({raw.name})", empty(key, raw), n, log=logs / f"{key}.log")
+    for key, few, n in (("pipe_1", work / "raw_1", n_1), ("pipe_2", work / "raw_2", n_2)):
+        m[key] = measure_median(f"pipeline run from empty ({few.name})", empty(key, few), n, log=logs / f"{key}.log")
     m["pipe_half"], m["pipe_full"] = measure_medians([
         (f"pipeline run from empty ({raw_half.name})", empty("pipe_half", raw_half), n_half, logs / "pipe_half.log"),
         (f"pipeline run from empty ({raw_full.name})", empty("pipe_full", raw_full), n_full, logs / "pipe_full.log"),
@@ -461,9 +462,9 @@ def run_all(out: Path, periods: int, national: bool, raw: Path | None = None, re
     m["pipe_change"].extra["changed"] = f"{all_periods[-1]}/{changed.name}"
 
     if national:
-        register, nraw = make_national(out, workers)
+        nat_register, nraw = make_national(out, workers)
         n_nat = len(_files(nraw))
-        print(f"\nNational: {n_nat} returns, register {register}", flush=True)
+        print(f"\nNational: {n_nat} returns, register {nat_register}", flush=True)
         m["floor_nat"] = measure_median(
             "parse floor (national)", lambda: ([py, "-m", "benchmarks.run", "_floor", str(nraw)], None), n_nat
         )
@@ -474,12 +475,11 @@ def run_all(out: Path, periods: int, national: bool, raw: Path | None = None, re
         )  # fmt: skip
         m["pipe_nat"] = measure_median(
             "pipeline run from empty (national)",
-            lambda: (pipeline_cmd(), pipeline_env(fresh(work / "pipe_nat"), nraw, register)),
+            lambda: (pipeline_cmd(), pipeline_env(fresh(work / "pipe_nat"), nraw, nat_register)),
             n_nat, log=logs / "pipe_nat.log",
         )  # fmt: skip
 
     empty_trash(work)
-    data = f"generated ({source})" if raw is None else f"{source} (register {register})"
     report = render(m, n_half, n_full, periods, national, data=data)
     RESULTS.write_text(report, encoding="utf-8")
     print("\n" + report)
