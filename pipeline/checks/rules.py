@@ -68,6 +68,7 @@ def period_end(period: str) -> date:
     return date(year, month, calendar.monthrange(year, month)[1])
 
 
+@lru_cache(maxsize=4096)
 def period_label(period: str) -> str:
     year, month = period.split("-")
     return f"tháng {int(month)}/{year}"
@@ -202,10 +203,13 @@ class Context:
         return str(self.districts.at[code, "district_name"])
 
     def unit_display(self, code: str) -> str:
-        # Plain dict lookups: DataFrame.at costs more than the rest of an issue.
-        name = str(self.register_map("unit_name")[code])
-        prefix = UNIT_TYPE_LABELS.get(self.register_map("unit_type")[code], "")
-        return f"{prefix} {name}".strip()
+        shown = self._cache.get(("display", code))
+        if shown is None:
+            # Plain dict lookups: DataFrame.at costs more than the rest of an issue.
+            name = str(self.register_map("unit_name")[code])
+            prefix = UNIT_TYPE_LABELS.get(self.register_map("unit_type")[code], "")
+            shown = self._cache[("display", code)] = f"{prefix} {name}".strip()
+        return shown
 
     def register_map(self, column: str) -> dict:
         """unit_code -> a register column, for plain dict lookups per row."""
@@ -280,7 +284,7 @@ class Context:
     def label(self, i: int) -> str:
         """A row's unit as messages name it: register name with type, else the name as written."""
         code = self.values("matched_unit_code")[i]
-        if isinstance(code, str) and code in self.units.index:
+        if isinstance(code, str) and code in self.register_map("unit_name"):
             return self.unit_display(code)
         own_rows = self.returns[self.file[i]].rows
         own = own_rows.columns if own_rows is not None else self.rows.columns
