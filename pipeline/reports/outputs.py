@@ -235,7 +235,8 @@ def write_period_feedback(con, settings: Settings, period: str, force: bool = Fa
 
 
 def write_overview(con, settings: Settings, force: bool = False) -> Path | None:
-    """The province overview of submission status for every period; None when it is already current."""
+    """The province overview of submission status (every period in the matrix, the newest in
+    detail); None when it is already current."""
     status = _query(
         con,
         """
