@@ -346,3 +346,21 @@ def test_ambiguous_heading_follows_its_neighbours_not_the_data():
     assert out[len(heads):] == rows
     with pytest.raises(ValueError):
         decode_cells(["a"], positions=[])
+
+
+def test_decoding_without_fonts_by_the_majority_alone_gives_what_the_full_vote_gives():
+    """Without fonts and with clear evidence for one encoding at most, decode_cells skips the
+    neighbours' vote (it cannot change anything then): the same text as the full path, which
+    the same call with every font None takes."""
+    words = NAMES[:60] + HEADERS + ["Xã", "Hoà", "có", "x", "  Phường  ", "HD28", "Tổng", "ghi chú"]
+    encoded = {"unicode": words, "tcvn3": [*map(to_tcvn3, words)], "vni": [*map(to_vni, words)], "mojibake": [*map(mojibake, words[:20])]}
+    rng = random.Random(11)
+    took_fast = 0
+    for _ in range(400):
+        # Workbooks typed in one or two encodings, or in a mix of all.
+        pool = [v for enc in rng.sample(sorted(encoded), rng.randint(1, 4)) for v in encoded[enc]] + ["", " ", 12, None]
+        values = [rng.choice(pool) for _ in range(rng.randint(1, 40))]
+        full = decode_cells(values, fonts=[None] * len(values))
+        assert decode_cells(values) == full, values
+        took_fast += text._decode_by_majority(values) is not None
+    assert 50 < took_fast < 400  # both paths were exercised

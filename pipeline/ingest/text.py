@@ -670,6 +670,10 @@ def decode_cells(
         raise ValueError("fonts must be aligned with values")
     if positions is not None and len(positions) != n:
         raise ValueError("positions must be aligned with values")
+    if fonts is None:
+        settled = _decode_by_majority(values)
+        if settled is not None:
+            return settled
     strong: Counter[str] = Counter()
     weak: Counter[str] = Counter()
     fencs: list[str | None] = [None] * n
@@ -720,6 +724,32 @@ def decode_cells(
                 enc = majority
             out.append(_apply(s, enc, guess_case=True))
     return out
+
+
+def _decode_by_majority(values: Sequence[Any]) -> list[Any] | None:
+    """``decode_cells`` without fonts when the clear evidence names one encoding at most
+    (the usual workbook), else None: then neighbours play no part and each string's
+    reading depends only on itself and the workbook's majority, so it is remembered."""
+    verdicts = [_evaluate(s) for s in values if isinstance(s, str) and not s.isascii()]
+    strong: Counter[str] = Counter(_family(v.choice) for v in verdicts if v.definite)
+    if len(strong) > 1:
+        return None
+    # Counted in the order decode_cells counts them, so ties fall the same way.
+    votes = strong or Counter(v.choice for v in verdicts if not v.definite and v.choice not in (None, "unicode"))
+    majority = votes.most_common(1)[0][0] if votes else None
+    return [_settle_alone(s, majority) if isinstance(s, str) else s for s in values]
+
+
+@functools.lru_cache(maxsize=65536)
+def _settle_alone(s: str, majority: str | None) -> str:
+    """One string as decode_cells settles it without fonts and without neighbours' votes."""
+    if s.isascii():
+        return s.strip()
+    v = _evaluate(s)
+    if v.definite:
+        return _apply(s, v.choice, guess_case=True)
+    enc = majority if majority is not None and majority in v.plausible else v.choice
+    return _apply(s, enc, guess_case=True)
 
 
 def _local_choices(
