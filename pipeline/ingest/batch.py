@@ -440,7 +440,6 @@ def parse_periods(
         remaining = len(periods) if isinstance(periods, Mapping) else expected_periods
         batch_jobs: list[ParseJob] = []
         batch_periods: list[tuple[str, list[FileVersion], str]] = []
-        size = periods_per_task(remaining, cores)
         for period, (versions, key) in periods.items() if isinstance(periods, Mapping) else periods:
             jobs = jobs_for(versions)
             todo = []
@@ -459,10 +458,10 @@ def parse_periods(
                 batch_jobs += todo
                 if prepare:
                     batch_periods.append((period, versions, key))
-                size = min(size, periods_per_task(remaining, cores))
-                if len(batch_periods) >= size or len(batch_jobs) > 3 * TASK_FILES:
+                # periods_per_task only falls as periods go by: now is the smallest for this task.
+                if len(batch_periods) >= periods_per_task(remaining, cores) or len(batch_jobs) > 3 * TASK_FILES:
                     yield ParseTask(batch_jobs, tuple(batch_periods))
-                    batch_jobs, batch_periods, size = [], [], PERIODS_PER_TASK
+                    batch_jobs, batch_periods = [], []
             elif todo:
                 yield from (ParseTask(todo[i : i + TASK_FILES]) for i in range(0, len(todo), TASK_FILES))
             if remaining is not None:

@@ -465,23 +465,13 @@ def _sheet_extent(xml: bytes) -> _KnownExtent | _SheetExtent:
 
 def _unusual(xml: bytes) -> bool:
     """Text the regexes do not read like a parser: UTF-16, comments/CDATA/DOCTYPE, PIs, prefixed cells."""
-    # "!" and "?" are rare, "<" starts every tag: each two-byte search first asks memchr
-    # whether its rarer byte is there at all.
+    # "!" is rare and "<" starts every tag: memchr first asks whether "!" is there at all.
     return (
         b"\x00" in xml
         or (b"!" in xml and b"<!" in xml)
-        or (_question_mark_after_declaration(xml) and xml.find(b"<?", 1) != -1)
+        or xml.find(b"<?", 1) != -1
         or (b":c" in xml and _PREFIXED_CELL.search(xml) is not None)
     )
-
-
-def _question_mark_after_declaration(xml: bytes) -> bool:
-    """Whether a "?" other than the XML declaration's own could start a processing
-    instruction: one at index 2 or later, not counting the "?>" closing a leading "<?"."""
-    q = xml.find(b"?", 2)
-    if q != -1 and xml.startswith(b"<?") and xml.startswith(b"?>", q) and xml[q - 1] != 0x3C:
-        q = xml.find(b"?", q + 2)
-    return q != -1
 
 
 def _plain_cells(xml: bytes) -> tuple[int, int] | None:

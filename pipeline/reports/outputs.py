@@ -69,14 +69,9 @@ def _stamp(con, period: str) -> str | None:
     return _stamps(con, [period]).get(period)
 
 
-_LOOK_UP = object()
-
-
-def is_current(con, folder: Path, period: str, stamp: str | None | object = _LOOK_UP) -> bool:
-    """True when ``folder`` already holds the outputs of the period's current build
-    (``stamp``: that build's, None if never built, when the caller already has it)."""
+def is_current(folder: Path, stamp: str | None) -> bool:
+    """True when ``folder`` already holds the outputs of the build ``stamp`` names (None: never built)."""
     stamp_file = folder / ".built-from"
-    stamp = _stamp(con, period) if stamp is _LOOK_UP else stamp
     return stamp is not None and stamp_file.is_file() and stamp_file.read_text() == stamp
 
 
@@ -106,7 +101,7 @@ def periods_needing(
         ).fetchall()
         candidates |= {p for (p,) in rebuilt if p in set(periods)}
     stamps = _stamps(con, sorted(candidates)) if not force else {}
-    stale = sorted(p for p in candidates if force or not is_current(con, folder / p, p, stamps.get(p)))
+    stale = sorted(p for p in candidates if force or not is_current(folder / p, stamps.get(p)))
     if limit and len(stale) > limit:
         return stale[-limit:], stale[:-limit]
     return stale, []

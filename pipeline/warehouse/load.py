@@ -484,6 +484,9 @@ _STAGING_SOURCES = {
 }
 
 
+_STAGING_DTYPES = {"total_members": "Int64", "cell_members": "Int64", "eligible": "boolean", "has_cell": "boolean"}
+
+
 def _no_staging_rows() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in _STAGING_COLUMNS})
 
@@ -517,9 +520,6 @@ def _staging_rows(periods: list[str], stacked: pd.DataFrame, shas: list[str], sh
                 pd.array(pd.to_numeric(frame[c], errors="coerce"), dtype=dtype) if dtype == "Int64" else frame[c].astype(dtype)
             )
     return frame
-
-
-_STAGING_DTYPES = {"total_members": "Int64", "cell_members": "Int64", "eligible": "boolean", "has_cell": "boolean"}
 
 
 def record_build(pending: PendingRows, period: str, fingerprint: str, files: int, run_id: str) -> None:
