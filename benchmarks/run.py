@@ -56,27 +56,39 @@ def _files(raw: Path) -> list[Path]:
 
 
 def floor_main(raw: Path) -> int:
-    """Parse floor: every cell of every sheet of every file through calamine, nothing kept."""
-    from python_calamine import CalamineWorkbook
+    """Parse floor: every cell of every sheet of every file through calamine, nothing kept.
+
+    A file calamine cannot open (damaged, encrypted, not a workbook) is counted
+    and passed over: the floor is the reading of what can be read.
+    """
+    from python_calamine import CalamineError, CalamineWorkbook
 
     files = _files(raw)
     started = time.perf_counter()
-    cells = 0
+    cells = unreadable = 0
     for path in files:
-        wb = CalamineWorkbook.from_path(str(path))
-        for name in wb.sheet_names:
-            for row in wb.get_sheet_by_name(name).to_python(skip_empty_area=False):
-                cells += len(row)
-    print(f"inner_seconds={time.perf_counter() - started:.4f} files={len(files)} cells={cells}")
+        try:
+            wb = CalamineWorkbook.from_path(str(path))
+            for name in wb.sheet_names:
+                for row in wb.get_sheet_by_name(name).to_python(skip_empty_area=False):
+                    cells += len(row)
+        except (CalamineError, OSError, ValueError):
+            unreadable += 1
+    print(f"inner_seconds={time.perf_counter() - started:.4f} files={len(files)} cells={cells} unreadable={unreadable}")
     return 0
 
 
 def naive_main(raw: Path, db: Path) -> int:
     """The script a person would write first: ``read_excel`` each file, concat, load DuckDB.
 
-    pandas' defaults throughout (first sheet, default engine: openpyxl for .xlsx).
-    Only if DuckDB cannot take the concatenated columns as they are (mixed types
-    in one column) is everything made text first, as that person would then do.
+    pandas' defaults throughout (first sheet, the default engine for the extension:
+    openpyxl for .xlsx/.xlsm, xlrd for .xls, odfpy for .ods; the last two are in the
+    dev dependencies, as that person would install them when pandas asks). A file
+    pandas cannot read (damaged, encrypted, not a workbook) is counted and passed
+    over rather than ending the script, so held-out returns with broken files can
+    be measured. Only if DuckDB cannot take the concatenated columns as they are
+    (mixed types in one column) is everything made text first, as that person
+    would then do.
     """
     import duckdb
     import pandas as pd
@@ -84,11 +96,18 @@ def naive_main(raw: Path, db: Path) -> int:
     files = _files(raw)
     started = time.perf_counter()
     frames = []
+    unreadable = 0
     for path in files:
-        df = pd.read_excel(path)
+        try:
+            df = pd.read_excel(path)
+        except Exception:  # noqa: BLE001 - whatever a broken file raises, the script goes on
+            unreadable += 1
+            continue
         df.insert(0, "file", str(path.relative_to(raw)))
         frames.append(df)
-    data = pd.concat(frames, ignore_index=True)
+    data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"file": []})
+    # Headers read from different layouts may be numbers or dates; DuckDB wants unique text names.
+    data.columns = _unique_names(data.columns)
     con = duckdb.connect(str(db))
     as_text = False
     try:
@@ -99,8 +118,26 @@ def naive_main(raw: Path, db: Path) -> int:
         con.execute("create or replace table returns as select * from data")
     rows = con.execute("select count(*) from returns").fetchone()[0]
     con.close()
-    print(f"inner_seconds={time.perf_counter() - started:.4f} files={len(files)} rows={rows} as_text={as_text}")
+    print(
+        f"inner_seconds={time.perf_counter() - started:.4f} files={len(files)} rows={rows} "
+        f"as_text={as_text} unreadable={unreadable}"
+    )
     return 0
+
+
+def _unique_names(columns) -> list[str]:
+    """Column labels as text, a repeat getting a suffix (``x``, ``x_1``): DuckDB refuses duplicates."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in map(str, columns):
+        name, n = label, seen.get(label.lower(), 0)
+        while name.lower() in seen:
+            n += 1
+            name = f"{label}_{n}"
+        seen[label.lower()] = n
+        seen[name.lower()] = 0
+        out.append(name)
+    return out
 
 
 # --- measuring a child process -----------------------------------------------------------------
@@ -518,6 +555,12 @@ def _marginal_range(m: dict[str, Measure], half: str, full: str) -> tuple[float,
     return 1000 * (b_lo - a_hi) / files, 1000 * (b_hi - a_lo) / files
 
 
+def _unreadable(r: Measure) -> int | None:
+    """How many files a contender counted as unreadable and passed over (its ``unreadable=`` output)."""
+    found = re.search(r"unreadable=(\d+)", r.output)
+    return int(found.group(1)) if found else None
+
+
 def render(m: dict[str, Measure], n_half: int, n_full: int, periods: int, national: bool, data: str = "generated") -> str:
     info = {**machine(), "returns measured": data}
     lines = ["# Benchmark results", "", "Generated by `uv run python -m benchmarks.run` (`make bench`); see benchmarks/README.md.", ""]
@@ -535,6 +578,10 @@ def render(m: dict[str, Measure], n_half: int, n_full: int, periods: int, nation
                      f"{'n/a' if r.max_process_bytes is None else f'{r.max_process_bytes / MB:.0f}'} | "
                      f"{r.tree_peak_bytes / MB:.0f} | {r.rc} | {r.extra.get('runs', '')} |")
     lines.append("")
+    passed_over = {k: _unreadable(m[k]) for k in ("floor_full", "naive_full") if k in m}
+    if any(passed_over.values()):
+        lines += [f"Files of the full run passed over as unreadable: parse floor {passed_over.get('floor_full', 'n/a')}, "
+                  f"naive script {passed_over.get('naive_full', 'n/a')} (the pipeline refuses them with a reason).", ""]
 
     floor_inner = m["floor_full"].inner_seconds or m["floor_full"].seconds
     floor_ms = 1000 * floor_inner / m["floor_full"].files
