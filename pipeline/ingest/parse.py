@@ -28,7 +28,7 @@ from pipeline.ingest.layout import choose_sheet, column_letter, missing_required
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.memo import recall
 from pipeline.ingest.model import FIELD_LABELS, FIELDS, Layout, ParsedReturn, Sheet
-from pipeline.ingest.read import ReadError, is_blank, read_workbook, xlsx_cell_fonts
+from pipeline.ingest.read import ReadError, is_blank, read_workbook, xlsx_sheet_fonts
 from pipeline.ingest.text import decode_cells
 
 
@@ -127,9 +127,9 @@ def decode_sheets(sheets: list[Sheet], xlsx_data: bytes | None, parts: dict[str,
     positions: list[tuple[int, int, int]] = []
     texts: list[str] = []
     fonts: list[str | None] = []
-    styles = (parts or {}).get("xl/styles.xml")
+    workbook_fonts = xlsx_sheet_fonts(xlsx_data, [s.name for s in sheets], parts) if xlsx_data is not None else None
     for s, sheet in enumerate(sheets):
-        sheet_fonts = xlsx_cell_fonts(xlsx_data, sheet.name, styles) if xlsx_data is not None else None
+        sheet_fonts = workbook_fonts.get(sheet.name) if workbook_fonts else None
         for r, row in enumerate(sheet.rows):
             for c, v in enumerate(row):
                 if isinstance(v, str) and v:
