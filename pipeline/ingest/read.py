@@ -55,11 +55,12 @@ def _normalise_ods(data: bytes) -> bytes:
             if fixed == content:
                 return data
             out = io.BytesIO()
-            with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
                 for info in src.infolist():
                     body = fixed if info.filename == "content.xml" else src.read(info)
-                    # ODF wants "mimetype" first and stored; keep every entry's own method.
-                    dst.writestr(info, body, compress_type=info.compress_type)
+                    # Every entry stored, in its order ("mimetype" first, as ODF wants): this copy
+                    # only goes to calamine, and compressing it again cost more than reading it.
+                    dst.writestr(info, body, compress_type=zipfile.ZIP_STORED)
             return out.getvalue()
     except (zipfile.BadZipFile, KeyError, OSError, RuntimeError):
         return data  # calamine will say what is wrong with it
