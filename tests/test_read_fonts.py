@@ -10,7 +10,7 @@ from openpyxl.formatting.rule import CellIsRule
 from openpyxl.styles import Font
 from python_calamine import CalamineWorkbook
 
-from pipeline.ingest.read import xlsx_sheet_fonts
+from pipeline.ingest.read import _parsed_cell_fonts, _writer_cell_fonts, xlsx_sheet_fonts
 
 
 def _workbook(default_font: str = "Arial") -> bytes:
@@ -116,3 +116,27 @@ def test_prefixed_namespace_is_read_like_the_default_one():
 
 def test_unknown_sheet_has_no_fonts():
     assert xlsx_sheet_fonts(_workbook(), ["Không có"]) == {"Không có": {}}
+
+
+_NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+STYLE_FONTS = [None, ".VnTime", "VNI-Times", "Arial"]
+
+
+@pytest.mark.parametrize(
+    ("cells", "writer_form"),
+    [
+        ('<row r="1"><c r="A1" s="1" t="s"><v>0</v></c><c r="B1" s="2" t="inlineStr"><is><t>x</t></is></c></row>', True),
+        ('<row r="2"><c r="A2" s="1"/><c r="B2" s="3"></c><c r="C2" s="1"> </c><c r="D2" s="2"> <v>1</v></c></row>', True),
+        ('<row r="3"><c r="C3" s="9"><v>1</v></c><c r="D3"><v>2</v></c></row>', True),  # unknown style, style 0
+        ('<row r="4"><c r="A4" t="s" s="1"><v>0</v></c></row>', False),  # attributes in another order
+        ('<row r="5"><c s="1"><v>0</v></c><c r="C5" s="2"><v>1</v></c></row>', False),  # a cell without r=
+        ('<row r="6"><!-- <c r="Z6" s="1"><v>0</v></c> --><c r="A6" s="1"><v>0</v></c></row>', False),
+        ('<row r="7"><c r="A7" s="1" cm="1"><v>0</v></c></row>', False),  # an attribute writers seldom add
+    ],
+)
+def test_writer_form_fast_path_answers_only_when_exact(cells, writer_form):
+    xml = f'<?xml version="1.0"?><worksheet {_NS}><sheetData>{cells}</sheetData></worksheet>'.encode()
+    fast = _writer_cell_fonts(xml, STYLE_FONTS)
+    assert (fast is not None) == writer_form
+    if fast is not None:
+        assert fast == _parsed_cell_fonts(xml, STYLE_FONTS)

@@ -463,7 +463,7 @@ def _sheet_extent(xml: bytes) -> _KnownExtent | _SheetExtent:
     return extent
 
 
-def _unusual(xml: bytes) -> bool:
+def unusual_xml(xml: bytes) -> bool:
     """Text the regexes do not read like a parser: UTF-16, comments/CDATA/DOCTYPE, PIs, prefixed cells."""
     # "!" is rare and "<" starts every tag: memchr first asks whether "!" is there at all.
     return (
@@ -476,7 +476,7 @@ def _unusual(xml: bytes) -> bool:
 
 def _plain_cells(xml: bytes) -> tuple[int, int] | None:
     """The exact valued extent of a sheet in the plain form (strict start tags), or None."""
-    if _unusual(xml):
+    if unusual_xml(xml):
         return None
     cells = _STRICT_CELL.findall(xml)
     if len(cells) != len(_CELL_START.findall(xml)):
