@@ -21,7 +21,7 @@ from pathlib import Path
 from pipeline.ingest.guards import Limits, check_bytes, sniff_format
 from pipeline.ingest.layout import choose_sheet
 from pipeline.ingest.match import UnitMatcher
-from pipeline.ingest.parse import _frame, _match_units, _typed_columns, decode_sheets, parse_return
+from pipeline.ingest.parse import _match_units, _typed_columns, decode_sheets, parse_return, unit_frame
 from pipeline.ingest.read import read_workbook
 from pipeline.ingest.model import ParsedReturn
 from pipeline.register import load_register
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             sheet, lay = choose_sheet(read_cache[name])
             columns = _typed_columns(sheet, lay)
             _match_units(ParsedReturn(file_name=name, title_lines=lay.title_lines), matcher, columns)
-            _frame(columns)
+            unit_frame(columns)
 
         rows[1:1] = [
             ("check_bytes", lambda name, data: check_bytes(data, name, limits)),
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             ("choose_sheet (layout)", layout),
             ("layout + _typed_columns", typed),
             ("layout + typed + _match_units", match),
-            ("layout + typed + match + _frame", frame),
+            ("layout + typed + match + unit_frame", frame),
         ]
     # Imports and one-time tables (vocabulary, charmaps) are paid before timing, on one file.
     parse_return(payloads[0][1], payloads[0][0], matcher, limits)

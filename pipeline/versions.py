@@ -10,8 +10,9 @@ import hashlib
 from functools import cache
 from pathlib import Path
 
-# Bump when parsing changes meaning, so cached parse results are not reused.
-PARSER_VERSION = "1"
+# Bump when parsing changes meaning or the shape results are cached in, so they are not reused.
+# 2: ParsedReturn keeps its rows as column lists (model.UnitColumns) until they are used.
+PARSER_VERSION = "2"
 # Bump when the workbooks' layout changes, so unchanged periods are rewritten once.
 OUTPUT_VERSION = "1"
 

@@ -14,7 +14,7 @@ from pipeline.ingest.guards import (
     _EntityScan,
     _SheetExtent,
     _plain_cells,
-    _unusual,
+    unusual_xml,
     check_bytes,
     screen_bytes,
     sniff_format,
@@ -134,9 +134,9 @@ def test_counts_beyond_64_bits_are_not_numbers():
 def test_rows_frame_has_the_documented_dtypes_and_keeps_values():
     import datetime as dt
 
-    from pipeline.ingest.parse import _frame
+    from pipeline.ingest.parse import unit_frame
 
-    frame = _frame(
+    frame = unit_frame(
         {
             "excel_row": [11, 12],
             "unit_name": ["Xã Ia Ka", None],
@@ -152,7 +152,7 @@ def test_rows_frame_has_the_documented_dtypes_and_keeps_values():
     assert frame["total_members"].isna().tolist() == [False, True] and frame["total_members"].iloc[0] == 12
     assert frame["eligible"].isna().tolist() == [False, True] and bool(frame["eligible"].iloc[0])
     assert frame["established_on"].iloc[0] == dt.date(2015, 3, 2)
-    assert _frame({"excel_row": [], "unit_name": [], "total_members": []}).empty
+    assert unit_frame({"excel_row": [], "unit_name": [], "total_members": []}).empty
 
 
 def test_rows_frame_is_the_same_without_the_block_constructor(monkeypatch):
@@ -166,9 +166,9 @@ def test_rows_frame_is_the_same_without_the_block_constructor(monkeypatch):
         "note": [None, None, None],
         "code_conflict": [False, True, False],
     }
-    fast = parse._frame({k: list(v) for k, v in records.items()})
+    fast = parse.unit_frame({k: list(v) for k, v in records.items()})
     monkeypatch.setattr(parse, "_from_blocks", None)
-    slow = parse._frame({k: list(v) for k, v in records.items()})
+    slow = parse.unit_frame({k: list(v) for k, v in records.items()})
     import pandas as pd
 
     pd.testing.assert_frame_equal(fast, slow)
@@ -177,7 +177,7 @@ def test_rows_frame_is_the_same_without_the_block_constructor(monkeypatch):
 
 
 def _unusual_reference(xml: bytes) -> bool:
-    """_unusual as first written: four plain searches."""
+    """unusual_xml as first written: four plain searches."""
     return b"\x00" in xml or b"<!" in xml or xml.find(b"<?", 1) != -1 or (b":c" in xml and _PREFIXED_CELL.search(xml) is not None)
 
 
@@ -190,9 +190,9 @@ def test_unusual_with_its_cheap_first_checks_answers_as_the_plain_searches():
         xml = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 10)))
         if rng.random() < 0.5:
             xml = b'<?xml version="1.0"?>' + xml
-        assert _unusual(xml) == _unusual_reference(xml), xml
+        assert unusual_xml(xml) == _unusual_reference(xml), xml
     for xml in (b"<?xml?><?pi?>", b"<?xml <?>", b"<??>", b"<?", b"?<?", b"<?xml?>", HEAD + PLAIN[0] + TAIL):
-        assert _unusual(xml) == _unusual_reference(xml), xml
+        assert unusual_xml(xml) == _unusual_reference(xml), xml
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-16-le", "utf-16-be"])

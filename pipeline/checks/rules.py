@@ -286,8 +286,8 @@ class Context:
         code = self.values("matched_unit_code")[i]
         if isinstance(code, str) and code in self.register_map("unit_name"):
             return self.unit_display(code)
-        own_rows = self.returns[self.file[i]].rows
-        own = own_rows.columns if own_rows is not None else self.rows.columns
+        own_return = self.returns[self.file[i]]
+        own = own_return.column_names() if own_return.row_count() is not None else self.rows.columns
         written = "unit_name_raw" if "unit_name_raw" in own else "unit_name" if "unit_name" in own else None
         return fmt_value(self.values(written)[i]) if written else ""
 
@@ -652,7 +652,7 @@ def totals_mismatch(ctx: Context) -> Iterator[Found]:
         p = ctx.returns[k]
         for field, label in TOTAL_LABELS.items():
             declared = _number(p.totals.get(field))
-            if declared != declared or field not in p.rows.columns or unreadable[field][k]:
+            if declared != declared or field not in p.column_names() or unreadable[field][k]:
                 continue
             total = int(computed[field][k])
             if declared != total:
@@ -840,7 +840,7 @@ def check_returns(
     """
     out: list[list[Issue]] = [[] for _ in parsed_list]
     # A return without rows has no content to judge: layout already said why (no_header, no_units).
-    positions = [n for n, p in enumerate(parsed_list) if p.rows is not None and len(p.rows)]
+    positions = [n for n, p in enumerate(parsed_list) if p.row_count()]
     if not positions:
         return out
     ctx = build_context(

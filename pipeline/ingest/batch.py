@@ -33,6 +33,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import copy
 import pickle
 import resource
 import signal
@@ -41,7 +42,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
 from typing import Callable
@@ -369,9 +370,17 @@ def _run_task_in_worker(
     for job in task.jobs:
         result = _parse_one(str(Path(archive_root) / job.archived_path), job.file_name, limits, parse_fn)
         parsed[job.sha256] = result
-        out.append((job.sha256, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL), result.rows is not None))
+        out.append((job.sha256, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL), result.row_count() is not None))
     prepared = _prepare([(period, versions) for period, versions, _ in task.prepare], parsed, cache_folder)
     return out, prepared
+
+
+def _renamed(result: ParsedReturn, file_name: str) -> ParsedReturn:
+    """The result under another file name; its rows stay as they are held (``replace`` would
+    make their DataFrame)."""
+    renamed = copy.copy(result)
+    renamed.file_name = file_name
+    return renamed
 
 
 def _prepare(
@@ -393,7 +402,7 @@ def _prepare(
         own = {}
         for job in jobs:  # a result carries the name of the file it is checked under, in this period
             result = known[job.sha256]
-            own[job.sha256] = result if result.file_name == job.file_name else replace(result, file_name=job.file_name)
+            own[job.sha256] = result if result.file_name == job.file_name else _renamed(result, job.file_name)
         items.append((period, versions, own))
         positions.append(n)
     out: list[bytes | None] = [None] * len(periods)
@@ -498,10 +507,10 @@ def parse_periods(
         for sha, result in results.items():
             if sha not in parsed_now:
                 parsed_now.add(sha)
-                unreadable += result.rows is None
+                unreadable += result.row_count() is None
     for sha in cached:  # results of an earlier run: loaded only to be counted
         result = cache.get(sha)
-        unreadable += result is None or result.rows is None
+        unreadable += result is None or result.row_count() is None
     return ParseSummary(len(shas), len(parsed_now), unreadable, prepared_now)
 
 

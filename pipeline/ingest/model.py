@@ -48,6 +48,30 @@ class Layout:
     score: float = 0.0
 
 
+class UnitColumns(dict):
+    """A return's unit rows as the parser makes them: column name → list of values, in the
+    order and with the values ``ParsedReturn.rows`` has (``parse.unit_frame`` makes that)."""
+
+
+class _Rows:
+    """``ParsedReturn.rows``: a DataFrame, made from the parser's ``UnitColumns`` the first time
+    it is asked for. A worker that parses returns and prepares their periods never needs one
+    per return (pandas costs ~0.1 ms a frame, and pickles a frame ~4x slower than its lists)."""
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return None  # the dataclass field's default
+        value = obj.__dict__.get("_rows")
+        if isinstance(value, UnitColumns):
+            from pipeline.ingest.parse import unit_frame  # parse imports this module
+
+            value = obj.__dict__["_rows"] = unit_frame(value)
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__["_rows"] = value
+
+
 @dataclass
 class ParsedReturn:
     """One file read into typed unit rows, before any rule is applied.
@@ -67,7 +91,7 @@ class ParsedReturn:
     file_name: str
     sheet: str | None = None
     columns: dict[str, str] = field(default_factory=dict)  # field -> Excel column letter
-    rows: Any = None  # pandas.DataFrame, see above
+    rows: Any = _Rows()  # pandas.DataFrame (see above) or None; may be held as UnitColumns until used
     totals: dict[str, Any] = field(default_factory=dict)  # declared totals: field -> parsed value
     totals_row: int | None = None  # Excel row number of the totals row
     title_lines: list[str] = field(default_factory=list)
@@ -77,6 +101,26 @@ class ParsedReturn:
     district_counts: dict[str, int] = field(default_factory=dict)  # rows matching only in each district
     as_of: Any = None  # datetime.date found in the title block, or None
     issues: list = field(default_factory=list)  # file/layout-level Issues found while reading
+
+    # What the rules and the batch ask of the rows, answered without making the DataFrame.
+    def row_count(self) -> int | None:
+        """How many unit rows; None when the file could not be read (``rows`` is None)."""
+        value = self.__dict__.get("_rows")
+        if value is None:
+            return None
+        return len(value["excel_row"]) if isinstance(value, UnitColumns) else len(value)
+
+    def column_names(self) -> Any:
+        """The rows' column names (anything ``in`` works on); empty when ``rows`` is None."""
+        value = self.__dict__.get("_rows")
+        if value is None:
+            return ()
+        return value.keys() if isinstance(value, UnitColumns) else value.columns
+
+    def unit_columns(self) -> UnitColumns | None:
+        """The rows as the parser's column lists while no DataFrame has been made of them, else None."""
+        value = self.__dict__.get("_rows")
+        return value if isinstance(value, UnitColumns) else None
 
 # The template's label for each field, used when telling a district what is missing.
 FIELD_LABELS = {

@@ -27,7 +27,7 @@ from pipeline.ingest.guards import Limits, screen_bytes
 from pipeline.ingest.layout import choose_sheet, column_letter, missing_required
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.memo import recall
-from pipeline.ingest.model import FIELD_LABELS, FIELDS, Layout, ParsedReturn, Sheet
+from pipeline.ingest.model import FIELD_LABELS, FIELDS, Layout, ParsedReturn, Sheet, UnitColumns
 from pipeline.ingest.read import ReadError, is_blank, read_workbook, xlsx_sheet_fonts
 from pipeline.ingest.text import decode_cells
 
@@ -101,12 +101,12 @@ def parse_return(data: bytes, file_name: str, matcher: UnitMatcher, limits: Limi
         result.totals_row = layout.totals_row + 1
         result.totals = _typed_totals(sheet.rows[layout.totals_row], layout)
     if not layout.data_rows:
-        result.rows = _frame(columns)
+        result.rows = columns
         result.issues.append(make_issue("no_units", sheet=sheet.name, file=file_name))
         return result
 
     _match_units(result, matcher, columns)
-    result.rows = _frame(columns)
+    result.rows = columns  # the DataFrame is made when first asked for (model._Rows)
     result.as_of = find_as_of(layout.title_lines)
     return result
 
@@ -164,9 +164,9 @@ def _cell(row: list[Any], col: int | None) -> Any:
     return None if v == "" else v
 
 
-def _typed_columns(sheet: Sheet, layout: Layout) -> dict[str, list]:
+def _typed_columns(sheet: Sheet, layout: Layout) -> UnitColumns:
     """The unit rows as plain lists per column, in ParsedReturn.rows' column order."""
-    records: dict[str, list] = {"excel_row": [r + 1 for r in layout.data_rows]}
+    records = UnitColumns(excel_row=[r + 1 for r in layout.data_rows])
     raw_rows = [sheet.rows[r] for r in layout.data_rows]
     for f in FIELDS:
         col = layout.columns.get(f)
@@ -183,7 +183,7 @@ def _typed_columns(sheet: Sheet, layout: Layout) -> dict[str, list]:
 
 
 def _typed_rows(sheet: Sheet, layout: Layout) -> pd.DataFrame:
-    return _frame(_typed_columns(sheet, layout))
+    return unit_frame(_typed_columns(sheet, layout))
 
 
 # Columns with their own dtype; every other column is object (None for blank).
@@ -197,8 +197,8 @@ _TYPED_COLUMNS = {
 }
 
 
-def _frame(records: dict[str, list]) -> pd.DataFrame:
-    """One DataFrame from column lists: a single object block plus the typed columns.
+def unit_frame(records: dict[str, list]) -> pd.DataFrame:
+    """``ParsedReturn.rows`` from its column lists: a single object block plus the typed columns.
 
     pandas builds and type-infers a block per column when given a dict, which
     costs more than reading a small return. Object columns keep None for blanks

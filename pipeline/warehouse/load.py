@@ -15,6 +15,7 @@ from pipeline.checks.catalogue import Issue, make_issue
 from pipeline.checks.rules import HISTORY_ROW_COLUMNS, check_stacked, merge_in_sheet_order
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.model import ParsedReturn
+from pipeline.ingest.parse import unit_frame
 from pipeline.register import Register
 from pipeline.submissions import Decision, Outcome, decide, district_statuses
 from pipeline.warehouse.build import sql
@@ -210,28 +211,23 @@ def prepare_contents(
     returns: list[ParsedReturn] = []
     return_periods: list[str] = []
     return_shas: list[str] = []
-    frames: list[pd.DataFrame] = []
-    rows = 0
+    counts: list[int] = []
     for period, versions, parsed in items:
         shas = _checked_shas(versions)
         # Staging rows come in content-hash order; the checks of a return do not depend on the order.
-        with_rows = sorted(sha for sha in shas if parsed[sha].rows is not None and len(parsed[sha].rows))
-        plans.append((period, versions, parsed, shas, with_rows, len(returns), rows))
+        with_rows = sorted(sha for sha in shas if parsed[sha].row_count())
+        plans.append((period, versions, parsed, shas, with_rows, len(returns), sum(counts)))
         for sha in with_rows:
             returns.append(parsed[sha])
             return_periods.append(period)
             return_shas.append(sha)
-            frames.append(parsed[sha].rows)
-            rows += len(parsed[sha].rows)
-    if len(items) > 1 and not _one_schema(frames):
+            counts.append(parsed[sha].row_count())
+    stacked = _stack_rows(returns, mixed_ok=len(items) == 1)
+    if stacked is None:
         # The parser gives every return the same columns; should two differ, stacking
         # them would retype a period's columns: then each period on its own.
         return [prepare_contents([item], register, matcher)[0] for item in items]
-    if frames:
-        stacked = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
-        stacked["_file"] = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
-    else:
-        stacked = pd.DataFrame({"_file": pd.Series(dtype="int64")})
+    stacked["_file"] = np.repeat(np.arange(len(counts)), counts)
     single = len(items) == 1
     found = check_stacked(
         returns, stacked, units=register.units, districts=register.districts,
@@ -279,6 +275,27 @@ def prepare_contents(
             )
         )
     return out
+
+
+def _stack_rows(returns: list[ParsedReturn], mixed_ok: bool) -> pd.DataFrame | None:
+    """The returns' unit rows one under the other; None when their columns differ, unless
+    ``mixed_ok`` (then pandas lines up the columns of all).
+
+    Rows still held as the parser's column lists are stacked as lists and made
+    into one DataFrame (a frame per return is never made); otherwise the
+    returns' frames are concatenated.
+    """
+    if not returns:
+        return pd.DataFrame()
+    lists = [r.unit_columns() for r in returns]
+    if all(c is not None for c in lists):
+        names = tuple(lists[0])
+        if all(tuple(c) == names for c in lists[1:]):
+            return unit_frame({name: [v for c in lists for v in c[name]] for name in names})
+    frames = [r.rows for r in returns]
+    if not mixed_ok and not _one_schema(frames):
+        return None
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
 
 
 def _one_schema(frames: list[pd.DataFrame]) -> bool:
