@@ -140,3 +140,14 @@ def test_writer_form_fast_path_answers_only_when_exact(cells, writer_form):
     assert (fast is not None) == writer_form
     if fast is not None:
         assert fast == _parsed_cell_fonts(xml, STYLE_FONTS)
+
+
+def test_styles_that_do_not_parse_leave_decoding_to_the_text():
+    broken = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(_workbook())) as src, zipfile.ZipFile(broken, "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "xl/styles.xml":
+                body = body.replace(b'fontId="1"', b'fontId="one"', 1)
+            dst.writestr(info, body)
+    assert xlsx_sheet_fonts(broken.getvalue(), ["Báo cáo"]) is None

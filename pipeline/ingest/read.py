@@ -232,6 +232,10 @@ def xlsx_sheet_fonts(
             part = parts.get(name)
             out[name] = _cell_fonts(archive.read(part), style_fonts) if part and archive.has(part) else {}
         return out
+    except (SyntaxError, ValueError, KeyError, zipfile.BadZipFile):
+        # ElementTree's ParseError is a SyntaxError. Fonts are only evidence for decoding:
+        # a styles or sheet part calamine read past but that does not parse leaves the text to speak.
+        return None
     finally:
         archive.close()
 
