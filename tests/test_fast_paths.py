@@ -5,21 +5,33 @@ from __future__ import annotations
 import io
 import random
 import zipfile
+from pathlib import Path
 
 import hostile
 import pytest
 
+import olefile
+
 from pipeline.ingest.guards import (
+    _BOF,
+    _BOUNDSHEET,
+    _CELL_RECORDS,
+    _MULRK,
     _PREFIXED_CELL,
+    _biff_extents,
+    _biff_records,
+    _biff_sheet_name,
+    _Damage,
     _EntityScan,
     _SheetExtent,
     _plain_cells,
-    unusual_xml,
     check_bytes,
     screen_bytes,
     sniff_format,
+    unusual_xml,
 )
 
+FIXTURES = Path(__file__).parent / "fixtures" / "returns"
 HEAD = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
 TAIL = b"</sheetData></worksheet>"
 
@@ -203,3 +215,53 @@ def test_entity_scan_finds_declarations_split_across_chunks(encoding, word):
         scan = _EntityScan()
         assert scan.feed(text[:cut]) or scan.feed(text[cut:])
     assert not _EntityScan().feed("<root>Chú ý! &lt;!DOCTYPE</root>".encode(encoding))
+
+
+def _biff_extents_reference(biff: bytes) -> dict[str, tuple[int, int]]:
+    """_biff_extents as first written: record by record through _biff_records."""
+    names: dict[int, str] = {}
+    extents: dict[str, tuple[int, int]] = {}
+    current = None
+    biff8 = True
+    for pos, rtype, body in _biff_records(biff):
+        if rtype == _BOF:
+            if pos == 0 and len(body) >= 2:
+                biff8 = int.from_bytes(body[:2], "little") == 0x0600
+            current = names.get(pos, f"#{len(extents) + 1}") if pos else None
+            if current is not None:
+                extents.setdefault(current, (0, 0))
+        elif rtype == _BOUNDSHEET and current is None and len(body) >= 7:
+            names[int.from_bytes(body[:4], "little")] = _biff_sheet_name(body, biff8)
+        elif current is not None and len(body) >= 4 and (rtype in _CELL_RECORDS or rtype == _MULRK):
+            row, col = int.from_bytes(body[:2], "little"), int.from_bytes(body[2:4], "little")
+            if rtype == _MULRK and len(body) >= 6:
+                col = int.from_bytes(body[-2:], "little")
+            rows, cols = extents[current]
+            extents[current] = (max(rows, row + 1), max(cols, col + 1))
+    return extents
+
+
+def _extents_or_damage(fn, biff: bytes):
+    try:
+        return fn(biff)
+    except _Damage as exc:
+        return exc.code, exc.detail
+
+
+def test_biff_extents_in_one_loop_answer_as_record_by_record():
+    streams = []
+    for path in sorted(FIXTURES.glob("*.xls")):
+        with olefile.OleFileIO(str(path)) as ole:
+            found = {"/".join(p).lower(): p for p in ole.listdir(streams=True, storages=False)}
+            streams.append(ole.openstream(found.get("workbook") or found["book"]).read())
+    assert len(streams) >= 8
+    rng = random.Random(11)
+    damaged = []
+    for biff in streams:
+        damaged.append(biff[: rng.randrange(len(biff))])  # cut short, possibly inside a record
+        flipped = bytearray(biff)
+        for _ in range(6):
+            flipped[rng.randrange(len(flipped))] = rng.randrange(256)
+        damaged.append(bytes(flipped))
+    for biff in streams + damaged:
+        assert _extents_or_damage(_biff_extents, biff) == _extents_or_damage(_biff_extents_reference, biff)

@@ -662,25 +662,41 @@ def _biff_has_filepass(biff: bytes) -> bool:
 
 def _biff_extents(biff: bytes) -> dict[str, tuple[int, int]]:
     """Sheet name → (rows, cols) up to its furthest value cell, from the BIFF record stream."""
+    # One flat loop over the records (a return has a few hundred): unpacking at offsets,
+    # with the current sheet's extent in locals, costs a third of walking _biff_records.
     names: dict[int, str] = {}
     extents: dict[str, tuple[int, int]] = {}
     current: str | None = None
+    rows = cols = 0
     biff8 = True
-    for pos, rtype, body in _biff_records(biff):
-        if rtype == _BOF:
-            if pos == 0 and len(body) >= 2:
-                biff8 = struct.unpack_from("<H", body, 0)[0] == 0x0600
+    unpack, size_of, cells = struct.unpack_from, len(biff), _CELL_RECORDS
+    pos = 0
+    while pos + 4 <= size_of:
+        rtype, size = unpack("<HH", biff, pos)
+        body, end = pos + 4, pos + 4 + size
+        if end > size_of:
+            raise _Damage("file_corrupt", "bản ghi trong bảng tính .xls bị cắt ngang")
+        if (rtype in cells or rtype == _MULRK) and current is not None and size >= 4:
+            row, col = unpack("<HH", biff, body)
+            if rtype == _MULRK and size >= 6:
+                col = unpack("<H", biff, end - 2)[0]
+            if row >= rows:
+                rows = row + 1
+            if col >= cols:
+                cols = col + 1
+        elif rtype == _BOF:
+            if current is not None:
+                extents[current] = (rows, cols)
+            if pos == 0 and size >= 2:
+                biff8 = unpack("<H", biff, body)[0] == 0x0600
             current = names.get(pos, f"#{len(extents) + 1}") if pos else None
             if current is not None:
-                extents.setdefault(current, (0, 0))
-        elif rtype == _BOUNDSHEET and current is None and len(body) >= 7:
-            names[struct.unpack_from("<I", body, 0)[0]] = _biff_sheet_name(body, biff8)
-        elif current is not None and len(body) >= 4 and (rtype in _CELL_RECORDS or rtype == _MULRK):
-            row, col = struct.unpack_from("<HH", body, 0)
-            if rtype == _MULRK and len(body) >= 6:
-                col = struct.unpack_from("<H", body, len(body) - 2)[0]
-            rows, cols = extents[current]
-            extents[current] = (max(rows, row + 1), max(cols, col + 1))
+                rows, cols = extents.setdefault(current, (0, 0))
+        elif rtype == _BOUNDSHEET and current is None and size >= 7:
+            names[unpack("<I", biff, body)[0]] = _biff_sheet_name(biff[body:end], biff8)
+        pos = end
+    if current is not None:
+        extents[current] = (rows, cols)
     return extents
 
 
