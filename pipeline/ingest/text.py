@@ -460,15 +460,17 @@ def _penalty(text: str) -> int:
     for ch in _NEUTRAL_RE.sub("", text):
         if ch not in VN_LETTERS:
             bad += 1
-    score = 10 * bad
-    for word in _WORD_RE.findall(text):
-        if not (word.islower() or word.isupper() or word.istitle()):
-            score += 3
-        if sum(1 for ch in word if ch in _TONED) > 1:
-            score += 3
-        else:
-            score += _syllable_cost(word)
-    return score
+    return 10 * bad + sum(map(_word_score, _WORD_RE.findall(text)))
+
+
+@functools.lru_cache(maxsize=65536)
+def _word_score(word: str) -> int:
+    """A word's part of ``_penalty``. Remembered: the same syllables recur in every reading
+    of every string (a return's strings hold a few hundred words, mostly the same ones)."""
+    score = 0 if word.islower() or word.isupper() or word.istitle() else 3
+    if sum(1 for ch in word if ch in _TONED) > 1:
+        return score + 3
+    return score + _syllable_cost(word)
 
 
 _TONE_COST = {"\u0300": 1, "\u0301": 1, "\u0323": 1, "\u0309": 2, "\u0303": 3}
