@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 import zipfile
 from pathlib import Path
 
@@ -56,6 +57,23 @@ PLAIN = [
 def test_plain_sheets_take_the_fast_path_with_expats_answer(body):
     xml = HEAD + body + TAIL
     assert _plain_cells(xml) == _expat(xml)
+
+
+WRITER_FORM = [
+    b'<row r="1"><c r="A1" s="1" t="s"><v>0</v></c><c r="K1" s="2"/><c r="L1"></c></row>',
+    b'<row r="2"><c r="B2" s="1" t="inlineStr"><is><t>x</t></is></c><c r="XFD2" s="3"/></row>',
+    b'<row r="30"><c r="C30"><v>4</v></c><c r="D30" t="n"><v>5</v></c></row>',
+]
+
+
+@pytest.mark.parametrize("body", WRITER_FORM + PLAIN)
+def test_writer_form_regex_gives_the_strict_patterns_answer(body, monkeypatch):
+    from pipeline.ingest import guards
+
+    xml = HEAD + body + TAIL
+    fast = _plain_cells(xml)
+    monkeypatch.setattr(guards, "_WRITER_CELL", re.compile(rb"(?!)(x)(x)(x)"))  # never matches: strict only
+    assert fast == _plain_cells(xml) == _expat(xml)
 
 
 UNUSUAL = [

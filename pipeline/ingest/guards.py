@@ -438,6 +438,9 @@ _STRICT_CELL = re.compile(
     rb"<c(?:" + _ATTR + rb')*[ \t\r\n]+r="([A-Z]{1,3})([0-9]{1,7})"(?:' + _ATTR + rb")*[ \t\r\n]*(/>|></c>|>)"
 )
 _PREFIXED_CELL = re.compile(rb"<[A-Za-z_][\w.-]*:c[ \t\r\n/>]")
+# The form Excel, LibreOffice and openpyxl write every cell in (r=, then s=, then t=): a case of
+# the strict pattern, with the same groups, that a regex matches in half the time. Tried first.
+_WRITER_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"(?: s="[0-9]{1,9}")?(?: t="[A-Za-z]{1,9}")?(/>|></c>|>)')
 
 
 class _KnownExtent:
@@ -478,9 +481,12 @@ def _plain_cells(xml: bytes) -> tuple[int, int] | None:
     """The exact valued extent of a sheet in the plain form (strict start tags), or None."""
     if unusual_xml(xml):
         return None
-    cells = _STRICT_CELL.findall(xml)
-    if len(cells) != len(_CELL_START.findall(xml)):
-        return None
+    starts = len(_CELL_START.findall(xml))
+    cells = _WRITER_CELL.findall(xml)
+    if len(cells) != starts:
+        cells = _STRICT_CELL.findall(xml)
+        if len(cells) != starts:
+            return None
     # Cells without a child (<c r="A5" s="3"/>, <c …></c>) hold no value; calamine skips them.
     valued = [c for c in cells if c[2] == b">"]
     if not valued:
