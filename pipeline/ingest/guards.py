@@ -14,8 +14,10 @@ Why each check exists:
   (not an exception we could catch); the furthest cell must therefore be found
   before parsing;
 - entity declarations (billion laughs, external entities) are refused outright:
-  openpyxl refuses them through defusedxml and calamine does not expand them,
-  but no spreadsheet writer produces them, so they only come from an attacker.
+  calamine does not expand them, but no spreadsheet writer produces them, so
+  they only come from an attacker; and because of this refusal, the parts the
+  reader looks at itself (styles and sheets for cell fonts, read.py) can go
+  through the standard library's fast XML parser.
 """
 
 from __future__ import annotations

@@ -45,6 +45,10 @@ _ODS_LAYOUT_GAP = re.compile(rb">[ \t\r\n]+<(?=/?(?:table:|office:|text:p[\s>/]|
 _ODS_BREAKS = ((re.compile(rb"<text:line-break\s*/>"), b"\n"), (re.compile(rb"<text:tab\s*/>"), b"\t"))
 
 
+# What calamine reads of an .ods: the manifest tells it the format, content.xml holds the sheets.
+_ODS_READ_PARTS = frozenset({"mimetype", "META-INF/manifest.xml", "content.xml"})
+
+
 def _normalise_ods(data: bytes) -> bytes:
     """The .ods with content.xml rewritten into the form calamine reads fully (unchanged if already so)."""
     try:
@@ -58,9 +62,11 @@ def _normalise_ods(data: bytes) -> bytes:
             out = io.BytesIO()
             with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
                 for info in src.infolist():
+                    if info.filename not in _ODS_READ_PARTS:
+                        continue  # styles, settings, thumbnails: calamine never reads them
                     body = fixed if info.filename == "content.xml" else src.read(info)
-                    # Every entry stored, in its order ("mimetype" first, as ODF wants): this copy
-                    # only goes to calamine, and compressing it again cost more than reading it.
+                    # Stored, in their order ("mimetype" first, as ODF wants): this copy only
+                    # goes to calamine, and compressing it again cost more than reading it.
                     dst.writestr(info, body, compress_type=zipfile.ZIP_STORED)
             return out.getvalue()
     except (zipfile.BadZipFile, KeyError, OSError, RuntimeError):
