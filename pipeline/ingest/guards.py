@@ -99,7 +99,8 @@ def screen_bytes(
         detail = f"{_size(len(data))}, giới hạn {_size(limits.max_file_bytes)}"
         return "unknown", make_issue("file_too_large", file=file_name, detail=detail)
     zf = _open_zip(data) if data[:4] in _ZIP_MAGICS else None
-    fmt, detail = _sniff(data, zf)
+    found: dict[str, bytes] = {}
+    fmt, detail = _sniff(data, zf, found)
     if fmt in ENCRYPTED_FORMATS:
         return fmt, make_issue("file_encrypted", file=file_name, detail=detail)
     if fmt == "zip_damaged":
@@ -109,7 +110,7 @@ def screen_bytes(
     if fmt in ("xlsx", "xlsm", "xlsb", "ods"):
         return fmt, _check_zip(data, fmt, file_name, limits, zf, parts)
     if fmt == "xls":
-        return fmt, _check_xls(data, file_name, limits)
+        return fmt, _check_xls(file_name, limits, found["biff"])
     return fmt, make_issue("file_not_spreadsheet", file=file_name, detail=detail)
 
 
@@ -132,14 +133,15 @@ def _open_zip(data: bytes) -> zipfile.ZipFile | None:
         return None
 
 
-def _sniff(data: bytes, zf: zipfile.ZipFile | None = None) -> tuple[str, str]:
-    """(format, Vietnamese description for a refusal); ``zf`` is the already opened zip, if any."""
+def _sniff(data: bytes, zf: zipfile.ZipFile | None = None, found: dict[str, bytes] | None = None) -> tuple[str, str]:
+    """(format, Vietnamese description for a refusal); ``zf`` is the already opened zip, if any.
+    ``found`` gets the .xls workbook stream under "biff" when one was read (so it is read once)."""
     if not data or data.count(0) == len(data):
         return "empty", "tệp rỗng"
     if data[:4] in _ZIP_MAGICS:
         return _sniff_zip(zf if zf is not None else _open_zip(data))
     if data[:8] == _OLE_MAGIC:
-        return _sniff_ole(data)
+        return _sniff_ole(data, found)
     head = data[:1024]
     if b"%PDF-" in head:
         return "pdf", "tệp PDF"
@@ -196,7 +198,7 @@ def _read_small(zf: zipfile.ZipFile, name: str) -> bytes:
         return fh.read(_SMALL_PART)
 
 
-def _sniff_ole(data: bytes) -> tuple[str, str]:
+def _sniff_ole(data: bytes, found: dict[str, bytes] | None = None) -> tuple[str, str]:
     try:
         with olefile.OleFileIO(io.BytesIO(data)) as ole:
             streams = {"/".join(p).lower() for p in ole.listdir(streams=True, storages=False)}
@@ -205,6 +207,8 @@ def _sniff_ole(data: bytes) -> tuple[str, str]:
             book = next((s for s in ("workbook", "book") if s in streams), None)
             if book is not None:
                 biff = ole.openstream(book).read()
+                if found is not None:
+                    found["biff"] = biff
                 if _biff_has_filepass(biff):
                     return "encrypted_xls", "tệp Excel 97–2003 đặt mật khẩu"
                 return "xls", "bảng tính Excel 97–2003 (.xls)"
@@ -615,14 +619,8 @@ def _ole_damage(data: bytes, file_name: str) -> Issue:
     return make_issue("file_corrupt", file=file_name, detail="cấu trúc tệp Office bị hỏng")
 
 
-def _check_xls(data: bytes, file_name: str, limits: Limits) -> Issue | None:
-    try:
-        with olefile.OleFileIO(io.BytesIO(data)) as ole:
-            streams = {"/".join(p).lower(): p for p in ole.listdir(streams=True, storages=False)}
-            name = streams.get("workbook") or streams["book"]
-            biff = ole.openstream(name).read()
-    except Exception:  # noqa: BLE001 - olefile raises assorted types on a damaged container
-        return _ole_damage(data, file_name)
+def _check_xls(file_name: str, limits: Limits, biff: bytes) -> Issue | None:
+    """``biff``: the workbook stream, as sniffing read it (a container it could not read is not "xls")."""
     try:
         extents = _biff_extents(biff)
     except _Damage as exc:
