@@ -10,6 +10,9 @@ exactly as it reads a district's return:
 
 - ``province/``: the Gia Lai register over ``--periods`` monthly periods from
   2017-01 (17 returns a period), ``province/raw/YYYY-MM/*.xlsx``.
+- ``varied/`` (``--varied``): the same province as districts really send it:
+  13 returns a month in each district's own layout, encoding and format
+  (.xlsx/.xls/.ods), a few cut short (``make_varied``).
 - ``national/``: a synthetic register of about 10,000 units in about 700
   districts (``national/units.csv``, same columns as data/reference/units.csv)
   and one period of returns, one file per district, ``national/raw/YYYY-MM``.
@@ -27,6 +30,8 @@ import json
 import os
 import random
 import shutil
+import subprocess
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -110,6 +115,79 @@ def make_province(out: Path, periods: int, workers: int) -> Path:
         for period, n in zip(todo, pool.map(_province_period, [(str(GIA_LAI_REGISTER), p, str(raw)) for p in todo])):
             (raw / period / ".ok").touch()
     print(f"province: {len(todo)} periods written in {time.monotonic() - started:.1f} s ({len(wanted)} wanted)")
+    _write_marker(root, params)
+    return raw
+
+
+# --- (a') the same province, returns as districts really send them --------------------------------
+
+VARIED_DISTRICTS_PER_PERIOD = 13  # not every district reports every month
+VARIED_FORMATS = ("xlsx",) * 6 + ("xls",) * 2 + ("ods",) * 2  # each district keeps its own
+VARIED_BROKEN = 8  # returns cut short, as a copy interrupted
+_LO_FILTERS = {"xls": "xls:MS Excel 97", "ods": "ods"}
+
+
+def make_varied(
+    out: Path, periods: int, seed: int = 2026, formats: tuple[str, ...] = VARIED_FORMATS, broken: int = VARIED_BROKEN
+) -> Path:
+    """Gia Lai returns for ``periods`` months written the way districts send them; returns the raw folder.
+
+    Each district keeps a layout (``tests.fixtures.variants.random_variation``: title
+    rows, header shapes and wording, column order, extra columns, totals, encodings
+    TCVN3/VNI/mojibake, numbers and flags written every accepted way, legacy fonts)
+    and a format (.xlsx, or .xls/.ods saved by LibreOffice), and changes its layout
+    now and then; 13 of the 17 districts report each month; figures are drawn once a
+    year; a few files are cut short. Needs LibreOffice (``soffice``) for .xls/.ods;
+    without it those districts send .xlsx.
+    """
+    from tests.fixtures.variants import random_variation, write_variant
+
+    root = out / "varied"
+    params = {"register": str(GIA_LAI_REGISTER), "first": FIRST_PERIOD, "periods": periods, "seed": seed,
+              "formats": list(formats), "broken": broken, "v": 1}  # fmt: skip
+    raw = root / "raw"
+    if _marker_ok(root, params):
+        return raw
+    if raw.exists():
+        shutil.rmtree(raw)
+    started = time.monotonic()
+    register = _read_register(GIA_LAI_REGISTER)
+    districts = list(dict.fromkeys(register["district_code"]))
+    rng = random.Random(seed)
+    layout = {d: random_variation(rng, d) for d in districts}
+    soffice = shutil.which("soffice")
+    fmt_of = {d: rng.choice(formats) if soffice else "xlsx" for d in districts}
+    to_convert: dict[str, list[tuple[Path, Path]]] = {"xls": [], "ods": []}
+    with tempfile.TemporaryDirectory(prefix="varied_") as tmp_name:
+        tmp = Path(tmp_name)
+        for n, period in enumerate(periods_from(FIRST_PERIOD, periods)):
+            rows = build_rows(register, period, int(period[:4]))
+            (raw / period).mkdir(parents=True)
+            for d in rng.sample(districts, VARIED_DISTRICTS_PER_PERIOD):
+                if rng.random() < 0.15:
+                    layout[d] = random_variation(rng, d)
+                identity = district_identity(register, d)
+                stem = Path(file_name(rng, identity["short_name"], period)).stem
+                written = write_variant(tmp / f"{period}_{d}.xlsx", rows[rows["district_code"] == d], identity, period, layout[d])
+                if fmt_of[d] == "xlsx":
+                    shutil.move(written, raw / period / f"{stem}.xlsx")
+                else:
+                    to_convert[fmt_of[d]].append((written, raw / period / f"{stem}.{fmt_of[d]}"))
+        for fmt, pairs in to_convert.items():
+            converted = tmp / f"as_{fmt}"
+            for i in range(0, len(pairs), 100):  # one LibreOffice start converts many files
+                subprocess.run(
+                    [soffice, f"-env:UserInstallation={(tmp / 'profile').as_uri()}", "--headless", "--norestore",
+                     "--convert-to", _LO_FILTERS[fmt], "--outdir", str(converted), *(str(src) for src, _ in pairs[i : i + 100])],
+                    check=True, capture_output=True, timeout=1800,
+                )  # fmt: skip
+            for src, dst in pairs:
+                shutil.move(converted / f"{src.stem}.{fmt}", dst)
+    for path in rng.sample(sorted(raw.glob("*/*")), broken):
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    files = sum(1 for _ in raw.glob("*/*"))
+    print(f"varied: {files} returns over {periods} periods written in {time.monotonic() - started:.1f} s")
     _write_marker(root, params)
     return raw
 
@@ -226,10 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--periods", type=int, default=72, help="monthly periods of the province data set")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-national", action="store_true")
+    parser.add_argument("--varied", action="store_true", help="also the varied data set (needs LibreOffice)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     raw = make_province(args.out, args.periods, args.workers)
     print(f"province returns: {raw} ({sum(1 for _ in raw.glob('*/*.xlsx'))} files)")
+    if args.varied:
+        varied = make_varied(args.out, args.periods)
+        print(f"varied returns: {varied} ({sum(1 for _ in varied.glob('*/*'))} files)")
     if not args.skip_national:
         register_path, nraw = make_national(args.out, args.workers)
         print(f"national register: {register_path}; returns: {nraw} ({sum(1 for _ in nraw.glob('*/*.xlsx'))} files)")

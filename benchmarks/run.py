@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.generate import DEFAULT_OUT, GIA_LAI_REGISTER, make_national, make_province
+from benchmarks.generate import DEFAULT_OUT, GIA_LAI_REGISTER, make_national, make_province, make_varied
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.md"
@@ -424,7 +424,10 @@ def machine() -> dict[str, str]:
     }
 
 
-def run_all(out: Path, periods: int, national: bool, raw: Path | None = None, register: Path = GIA_LAI_REGISTER) -> str:
+def run_all(
+    out: Path, periods: int, national: bool, raw: Path | None = None, register: Path = GIA_LAI_REGISTER,
+    results: Path = RESULTS, varied: bool = False,
+) -> str:
     """Every measurement; on the generated province data, or on ``raw`` (a folder of YYYY-MM
     period folders, e.g. held-out returns): its first ``periods`` periods, the newest half of
     them for N."""
@@ -441,7 +444,12 @@ def run_all(out: Path, periods: int, national: bool, raw: Path | None = None, re
         if periods < 4:
             raise SystemExit(f"{source}: need at least 4 period folders (YYYY-MM), found {len(found)}")
     all_periods = sorted(p.name for p in source.iterdir() if p.is_dir() and re.fullmatch(r"\d{4}-\d{2}", p.name))[:periods]
-    data = f"generated ({source})" if raw is None else f"{source} (register {register})"
+    if raw is None:
+        data = f"generated ({source})"
+    elif varied:
+        data = f"generated, as districts send them: layouts, encodings, .xlsx/.xls/.ods, some cut short ({source})"
+    else:
+        data = f"{source} (register {register})"
     half = periods // 2
     work = out / "work"
     logs = out / "logs"
@@ -524,9 +532,9 @@ def run_all(out: Path, periods: int, national: bool, raw: Path | None = None, re
 
     empty_trash(work)
     report = render(m, n_half, n_full, periods, national, data=data)
-    RESULTS.write_text(report, encoding="utf-8")
+    results.write_text(report, encoding="utf-8")
     print("\n" + report)
-    print(f"Written to {RESULTS}; run logs in {logs}")
+    print(f"Written to {results}; run logs in {logs}")
     return report
 
 
@@ -722,6 +730,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=REPEAT, help="runs per measurement; the median is reported")
     parser.add_argument("--skip-national", action="store_true")
     parser.add_argument("--raw", type=Path, help="measure on these returns (YYYY-MM period folders) instead of generated ones")
+    parser.add_argument("--varied", action="store_true",
+                        help="measure on generated returns in the layouts, encodings and formats districts send "
+                             "(benchmarks/generate.py make_varied; needs LibreOffice) instead of the template's")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the results table")
     parser.add_argument("--register", type=Path, default=GIA_LAI_REGISTER, help="unit register for --raw (default: Gia Lai)")
     parser.add_argument("--files", type=int, default=200, help="profile: about this many returns")
     parser.add_argument("--top", type=int, default=30, help="profile: functions to list")
@@ -732,7 +744,11 @@ def main(argv: list[str] | None = None) -> int:
         return profile_main(args.out, args.files, args.top)
     if args.raw is not None and not args.raw.is_dir():
         parser.error(f"--raw {args.raw}: not a folder")
-    run_all(args.out, args.periods, not args.skip_national, raw=args.raw, register=args.register)
+    if args.raw is not None and args.varied:
+        parser.error("--raw and --varied: one data set at a time")
+    raw = make_varied(args.out, args.periods) if args.varied else args.raw
+    run_all(args.out, args.periods, not args.skip_national, raw=raw, register=args.register, results=args.results,
+            varied=args.varied)
     return 0
 
 
