@@ -29,11 +29,11 @@ run and its re-run refuse the same files.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import multiprocessing
 import os
-import copy
 import pickle
 import resource
 import signal

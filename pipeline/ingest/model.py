@@ -1,4 +1,5 @@
-"""The shapes passed between the reading steps (no logic here)."""
+"""The shapes passed between the reading steps (no logic here, beyond making
+``ParsedReturn.rows`` from the parser's column lists when first asked for)."""
 
 from __future__ import annotations
 
@@ -121,6 +122,7 @@ class ParsedReturn:
         """The rows as the parser's column lists while no DataFrame has been made of them, else None."""
         value = self.__dict__.get("_rows")
         return value if isinstance(value, UnitColumns) else None
+
 
 # The template's label for each field, used when telling a district what is missing.
 FIELD_LABELS = {

@@ -212,16 +212,18 @@ def prepare_contents(
     return_periods: list[str] = []
     return_shas: list[str] = []
     counts: list[int] = []
+    rows = 0
     for period, versions, parsed in items:
         shas = _checked_shas(versions)
         # Staging rows come in content-hash order; the checks of a return do not depend on the order.
         with_rows = sorted(sha for sha in shas if parsed[sha].row_count())
-        plans.append((period, versions, parsed, shas, with_rows, len(returns), sum(counts)))
+        plans.append((period, versions, parsed, shas, with_rows, len(returns), rows))
         for sha in with_rows:
             returns.append(parsed[sha])
             return_periods.append(period)
             return_shas.append(sha)
             counts.append(parsed[sha].row_count())
+            rows += counts[-1]
     stacked = _stack_rows(returns, mixed_ok=len(items) == 1)
     if stacked is None:
         # The parser gives every return the same columns; should two differ, stacking
