@@ -20,7 +20,7 @@ import pandas as pd
 from pipeline.config import Settings
 from pipeline.reports.excel_safe import read_stamp
 from pipeline.reports.feedback import write_district_feedback, write_status_overview
-from pipeline.reports.pdf import to_pdfs
+from pipeline.reports.pdf import soffice_path, to_pdfs
 from pipeline.reports.province_report import write_province_report
 from pipeline.versions import OUTPUT_VERSION, PARSER_VERSION, output_code_version
 
@@ -130,7 +130,7 @@ def write_outputs(
     """
     out = Written()
     todo, out.later = periods_needing(con, settings.reports_dir, periods, force, limit, run_id)
-    workbooks = [write_period_report(con, settings, p) for p in todo]
+    workbooks = [w for w in (write_period_report(con, settings, p, force=force) for p in todo) if w is not None]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf") as background:
         pdfs = background.submit(to_pdfs, workbooks)
         if feedback:
@@ -144,8 +144,10 @@ def write_outputs(
     return out
 
 
-def write_period_report(con, settings: Settings, period: str) -> Path:
-    """The province report workbook of one period."""
+def write_period_report(con, settings: Settings, period: str, force: bool = False) -> Path | None:
+    """The province report workbook of one period; None when the workbook there, and its PDF,
+    were made from the same figures (a period rebuilt for a return sent again with the same
+    cells): LibreOffice's rendering is then not paid again."""
     params = {"period": period}
     by_type = _query(con, "select * from marts.province_summary where period = $period", params)
     by_district = _query(con, "select * from marts.district_summary where period = $period order by district_code", params)
@@ -158,8 +160,17 @@ def write_period_report(con, settings: Settings, period: str) -> Path:
     out_dir = settings.reports_dir / period
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"Bao_cao_chi_bo_co_quan_{period}.xlsx"
+    pdf = final.with_suffix(".pdf")
+    stamp = inputs_stamp(
+        "province_report", period, *(inputs_stamp(frame=f) for f in (by_type, by_district, hd28)), frame=status
+    )
+    if not force and is_unchanged(final, stamp) and (pdf.is_file() or soffice_path() is None):
+        return None
+    # A PDF beside a new workbook is the new one's: an older PDF goes first, so a failed rendering
+    # leaves no PDF (made again next run) rather than one of other figures.
+    pdf.unlink(missing_ok=True)
     tmp = out_dir / f".tmp-{final.name}"
-    write_province_report(tmp, period=period, by_type=by_type, by_district=by_district, hd28=hd28, status=status)
+    write_province_report(tmp, period=period, by_type=by_type, by_district=by_district, hd28=hd28, status=status, stamp=stamp)
     return _replace_into(tmp, final)
 
 

@@ -18,6 +18,8 @@ from openpyxl.chart import BarChart, Reference
 from openpyxl.chart.label import DataLabelList
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
+
+from pipeline.reports.excel_safe import stamp_workbook
 from openpyxl.worksheet.page import PageMargins
 from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
@@ -344,6 +346,7 @@ def write_province_report(
     status: pd.DataFrame,
     province_name: str = "Gia Lai",
     generated_at: dt.datetime | None = None,
+    stamp: str | None = None,
 ) -> Path:
     """Write the province report for one period and return its path.
 
@@ -352,7 +355,8 @@ def write_province_report(
     ``marts.district_summary`` rows, ``hd28`` one row per HD28 cell
     (district_name, unit_name, unit_type; optional district_code,
     established_on, cell_members), ``status`` one row per district
-    (district_name, status, source_file; optional district_code).
+    (district_name, status, source_file; optional district_code). ``stamp`` (a
+    digest of the inputs) is kept in the workbook's properties.
     """
     out_path = Path(out_path)
     generated_at = generated_at or dt.datetime.now()
@@ -383,6 +387,7 @@ def write_province_report(
     _status_sheet(wb.create_sheet(SHEET_STATUS), period=period, status=status, generated_at=generated_at)
     wb.properties.title = f"Báo cáo kết quả thành lập chi bộ cơ quan xã, phường, thị trấn ({period})"
     wb.properties.creator = f"Ban Tổ chức Tỉnh ủy {province_name}"
+    stamp_workbook(wb, stamp)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(out_path)
     return out_path
