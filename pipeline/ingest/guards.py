@@ -438,7 +438,7 @@ _READER_PARTS = frozenset({"xl/workbook.xml", "xl/_rels/workbook.xml.rels", "xl/
 # reference. When every start is matched by it, the references it read are the
 # sheet's cells; otherwise (or with comments, CDATA, processing instructions,
 # namespace prefixes, non-UTF-8 text) expat decides, as before.
-_CELL_START = re.compile(rb"<c[ \t\r\n/>]")
+CELL_START = re.compile(rb"<c[ \t\r\n/>]")
 _ATTR = rb'[ \t\r\n]+(?!r=)[A-Za-z_][\w:.-]*="[^"<>&]*"'
 _STRICT_CELL = re.compile(
     rb"<c(?:" + _ATTR + rb')*[ \t\r\n]+r="([A-Z]{1,3})([0-9]{1,7})"(?:' + _ATTR + rb")*[ \t\r\n]*(/>|></c>|>)"
@@ -487,7 +487,7 @@ def _plain_cells(xml: bytes) -> tuple[int, int] | None:
     """The exact valued extent of a sheet in the plain form (strict start tags), or None."""
     if unusual_xml(xml):
         return None
-    starts = len(_CELL_START.findall(xml))
+    starts = len(CELL_START.findall(xml))
     cells = _WRITER_CELL.findall(xml)
     if len(cells) != starts:
         cells = _STRICT_CELL.findall(xml)
@@ -498,7 +498,7 @@ def _plain_cells(xml: bytes) -> tuple[int, int] | None:
     if not valued:
         return 0, 0
     max_row = max(map(int, [c[1] for c in valued]))
-    return max_row, max(_col_number(x.decode()) for x in {c[0] for c in valued})
+    return max_row, max(column_number(x.decode()) for x in {c[0] for c in valued})
 
 
 class _SheetExtent:
@@ -546,7 +546,7 @@ class _SheetExtent:
                 digits = ref[len(letters) :]
                 if digits:
                     self._row = _int(digits)
-                self._col = _col_number(letters) if letters else self._col + 1
+                self._col = column_number(letters) if letters else self._col + 1
             else:
                 self._col += 1
             self._in_cell = True
@@ -570,7 +570,8 @@ def _int(digits: str) -> int:
     return _HUGE if len(digits) > 9 else int(digits)
 
 
-def _col_number(letters: str) -> int:
+def column_number(letters: str) -> int:
+    """Excel column letters → number from 1 ("C" → 3); too many letters count as too far."""
     if len(letters) > 5:
         return _HUGE
     n = 0

@@ -16,7 +16,7 @@ from typing import Any
 
 import python_calamine as pc
 
-from pipeline.ingest.guards import unusual_xml
+from pipeline.ingest.guards import CELL_START, column_number, unusual_xml
 from pipeline.ingest.model import Sheet
 
 
@@ -272,11 +272,12 @@ _REF_PARTS = re.compile(r"([A-Za-z]{1,3})([0-9]+)$")
 
 
 # A cell as Excel, LibreOffice and openpyxl write it: r=, then s=, then t=, nothing else; a
-# value follows when the start tag ends in ">" with more than blank space before "</c>".
+# value follows when the start tag ends in ">" with more than blank space before "</c>" (as an
+# XML parser sees it; the guards' twin of this pattern counts a blank body as a value, as their
+# strict pattern does, so the two stay apart).
 _WRITER_CELL = re.compile(
     rb'<c r="([A-Z]{1,3}[0-9]{1,7})"(?: s="([0-9]{1,9})")?(?: t="[A-Za-z]{1,9}")?(/>|>[ \t\r\n]*</c>|>)'
 )
-_CELL_START = re.compile(rb"<c[ \t\r\n/>]")
 
 
 def _cell_fonts(xml: bytes, style_fonts: list[str | None]) -> dict[tuple[int, int], str]:
@@ -297,7 +298,7 @@ def _writer_cell_fonts(xml: bytes, style_fonts: list[str | None]) -> dict[tuple[
         return None
     body = xml[start:end]
     cells = _WRITER_CELL.findall(body)
-    if len(cells) != len(_CELL_START.findall(body)):
+    if len(cells) != len(CELL_START.findall(body)):
         return None
     fonts: dict[tuple[int, int], str] = {}
     for ref, style, close in cells:
@@ -350,10 +351,7 @@ def _position(ref: str | None) -> tuple[int, int] | None:
     found = _REF_PARTS.match(ref or "")
     if found is None:
         return None
-    col = 0
-    for ch in found.group(1).upper():
-        col = col * 26 + (ord(ch) - 64)
-    return int(found.group(2)), col
+    return int(found.group(2)), column_number(found.group(1))
 
 
 def is_blank(v: Any) -> bool:
