@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 from pipeline.config import PROJECT_ROOT, Settings
+
+# A `pipeline run` started by a test (they inherit this) runs in its own process and leaves
+# no warm process behind; tests/test_warm_start.py turns it on for its own runs.
+os.environ["PIPELINE_WARM_START"] = "off"
 
 SAMPLE_RAW = PROJECT_ROOT / "data" / "raw"
 REGISTER = PROJECT_ROOT / "data" / "reference" / "units.csv"

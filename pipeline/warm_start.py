@@ -1,0 +1,511 @@
+"""Warm start for `pipeline run`: a run forked from a process that has already imported everything.
+
+A fresh `pipeline run` spends ~1.4 s importing Python, Dagster, pandas and
+DuckDB before it looks at a file: most of a rerun after one return changed
+(whose own work is a fraction of a second). After a run the command leaves a
+*warm process* behind: it imports the pipeline once, then waits. The next
+`pipeline run` (the client) hands it its arguments, environment, working
+directory and its stdin/stdout/stderr; the warm process forks, and the fork
+runs exactly what the command would have run, writing straight to the
+client's terminal, while the client waits for its exit status and forwards
+Ctrl-C. Each run is still its own process: nothing (Dagster instance,
+caches, connections) is carried from one run to the next, only imported code.
+
+Rules that keep this safe:
+
+- The client imports only the standard library; anything unexpected (no warm
+  process, a refused handshake, a dead socket) and it runs in-process as before.
+- A warm process serves one version of the code and one environment: its key
+  hashes the interpreter, every file of the ``pipeline`` package (path, size,
+  mtime), the installed distributions, and the environment minus the
+  variables read only at run time (``RUN_TIME_ENV``). Change any of them and
+  the next run starts a new warm process; the old one sees it is no longer
+  current and exits.
+- One warm process per user; it exits after ``PIPELINE_WARM_IDLE`` seconds
+  (default 600) without a run. Its socket lives in a 0700 folder of the
+  user's (``$XDG_RUNTIME_DIR`` or the temp folder) and it serves only its own uid.
+- ``PIPELINE_WARM_START=off`` turns it off (the test suite does, except the
+  tests of this module); ``pipeline warm stop`` ends the warm process.
+
+The first run after a change of code or environment is an ordinary in-process
+run; the warm process is started when it ends, so it never competes with a
+run for the CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import struct
+import sys
+import time
+from pathlib import Path
+
+ENABLE_ENV = "PIPELINE_WARM_START"
+IDLE_ENV = "PIPELINE_WARM_IDLE"
+DEFAULT_IDLE_SECONDS = 600.0
+# Read by the pipeline (or Dagster) only while a run runs, never at import: a warm
+# process serves runs whatever their values. Shell bookkeeping changes from shell to shell.
+RUN_TIME_ENV = frozenset(
+    {
+        "PIPELINE_RAW_DIR",
+        "PIPELINE_WAREHOUSE",
+        "PIPELINE_REGISTER",
+        "PIPELINE_ALIASES",
+        "PIPELINE_TEST_KILL_AT",
+        "DAGSTER_HOME",
+        "PWD",
+        "OLDPWD",
+        "SHLVL",
+        "_",
+    }
+)
+PACKAGE_DIR = Path(__file__).resolve().parent
+_LENGTH = struct.Struct("!I")
+_WAKE_SECONDS = 2.0  # how often an idle warm process checks whether it should go
+_CONNECT_WAIT_SECONDS = 120.0  # a warm process still importing answers within this
+
+
+def enabled(environ: dict | None = None) -> bool:
+    value = (environ if environ is not None else os.environ).get(ENABLE_ENV, "on")
+    return value.strip().lower() not in {"0", "off", "no", "false"}
+
+
+def runtime_dir() -> Path | None:
+    """The user's private folder for the socket, or None if it is not safely private."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
+    folder = Path(base) / f"cbcq-pipeline-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        st = folder.stat()
+    except OSError:
+        return None
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return None
+    return folder
+
+
+def code_key(environ: dict | None = None) -> str:
+    """What a warm process must share with a run to serve it (see the module docstring)."""
+    env = environ if environ is not None else os.environ
+    h = hashlib.sha256()
+    h.update(f"{sys.executable}\0{sys.version}\0{PACKAGE_DIR}\0".encode())
+    for root, dirs, files in os.walk(PACKAGE_DIR):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            try:
+                st = os.stat(os.path.join(root, name))
+            except OSError:
+                continue
+            h.update(f"{root}/{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    # Not sys.path[0]: the script's folder or the working directory, whichever started Python.
+    for entry in sys.path[1:]:
+        try:
+            names = sorted(n for n in os.listdir(entry or ".") if n.endswith((".dist-info", ".pth", ".egg-link")))
+        except OSError:
+            continue
+        h.update(f"{entry}\0{chr(0).join(names)}\0".encode())
+    for name in sorted(env):
+        if name not in RUN_TIME_ENV:
+            h.update(f"{name}={env[name]}\0".encode(errors="surrogateescape"))
+    return h.hexdigest()[:24]
+
+
+def _paths(folder: Path, key: str) -> tuple[Path, Path, Path]:
+    return folder / f"{key}.sock", folder / f"{key}.log", folder / "current"
+
+
+def _send(conn: socket.socket, message: dict) -> None:
+    data = json.dumps(message).encode()
+    conn.sendall(_LENGTH.pack(len(data)) + data)
+
+
+def _recv_exact(conn: socket.socket, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = conn.recv(left)
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _recv(conn: socket.socket) -> dict:
+    (size,) = _LENGTH.unpack(_recv_exact(conn, _LENGTH.size))
+    return json.loads(_recv_exact(conn, size))
+
+
+# ---------------------------------------------------------------- client
+
+
+def run_warm(argv: list[str]) -> int | None:
+    """Run ``pipeline <argv>`` in the warm process; its exit status, or None to run in-process."""
+    if not enabled():
+        return None
+    folder = runtime_dir()
+    if folder is None:
+        return None
+    key = code_key()
+    sock_path, _, _ = _paths(folder, key)
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.settimeout(_CONNECT_WAIT_SECONDS)
+        conn.connect(str(sock_path))
+        fds = [fd for fd in (0, 1, 2) if _is_open(fd)]
+        request = {
+            "key": key,
+            "argv": argv,
+            "cwd": os.getcwd(),
+            "env": dict(os.environ),
+            "umask": _umask(),
+            "fds": fds,
+        }
+        data = json.dumps(request).encode()
+        socket.send_fds(conn, [_LENGTH.pack(len(data)) + data], fds)
+        reply = _recv(conn)  # the run's pid: from here on the run has started
+    except (OSError, EOFError, ValueError):
+        conn.close()
+        return None
+    if "pid" not in reply:
+        conn.close()
+        return None
+    return _wait_for_run(conn, int(reply["pid"]))
+
+
+def _wait_for_run(conn: socket.socket, pid: int) -> int:
+    import signal
+
+    def forward(signum, _frame):
+        try:
+            os.killpg(pid, signum)  # the run's group, as a terminal's Ctrl-C reaches a whole command
+        except OSError:
+            pass
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, forward)
+    conn.settimeout(None)
+    try:
+        reply = _recv(conn)
+        return int(reply["exit"])
+    except (OSError, EOFError, ValueError, KeyError):
+        print("pipeline: the run process ended without an exit status (killed?)", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def start_warm_process(environ: dict) -> None:
+    """Leave a warm process for the next run (after an in-process run); never fails the run.
+
+    ``environ`` is the environment the run started with: a run sets variables of its own.
+    """
+    if not enabled(environ):
+        return
+    folder = runtime_dir()
+    if folder is None:
+        return
+    import subprocess
+
+    key = code_key(environ)
+    sock_path, log_path, _ = _paths(folder, key)
+    if _answers(sock_path):
+        return
+    # Two runs ending together may start two: the later one binds the socket, and the
+    # earlier one, seeing its socket gone, exits (``_still_current``).
+    try:
+        with open(log_path, "w") as log:
+            subprocess.Popen(
+                # -P: the working directory does not go on sys.path (a stray pandas.py there).
+                [sys.executable, "-P", "-m", "pipeline.warm_start", "serve", key],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # not in the terminal's process group: no Ctrl-C, no SIGHUP
+                close_fds=True,
+                cwd="/",
+                env=environ,
+            )
+    except OSError:
+        return
+
+
+def _answers(sock_path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(sock_path))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+def _ask(sock_path: Path, message: dict) -> dict | None:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.settimeout(5)
+        conn.connect(str(sock_path))
+        data = json.dumps(message).encode()
+        socket.send_fds(conn, [_LENGTH.pack(len(data)) + data], [])
+        return _recv(conn)
+    except (OSError, EOFError, ValueError):
+        return None
+    finally:
+        conn.close()
+
+
+def stop(folder: Path | None = None) -> list[int]:
+    """Ask every warm process of this user to exit; the pids asked."""
+    folder = folder or runtime_dir()
+    if folder is None:
+        return []
+    replies = [_ask(sock_path, {"stop": True}) for sock_path in sorted(folder.glob("*.sock"))]
+    return [int(r["stopping"]) for r in replies if r and "stopping" in r]
+
+
+def status() -> list[str]:
+    """One line per warm process of this user, saying whether it would serve a run from here."""
+    if not enabled():
+        return [f"warm start is off ({ENABLE_ENV}={os.environ.get(ENABLE_ENV)})"]
+    folder = runtime_dir()
+    if folder is None:
+        return ["warm start unavailable: no private runtime folder"]
+    key = code_key()
+    lines = []
+    for sock_path in sorted(folder.glob("*.sock")):
+        reply = _ask(sock_path, {"status": True})
+        if reply:
+            serves = "serves runs from here" if reply["key"] == key else "other code or environment"
+            lines.append(
+                f"pid {reply['pid']}: {serves}; {reply['runs']} run(s), idle {reply['idle']:.0f} s "
+                f"of {reply['idle_limit']:.0f}; log {sock_path.with_suffix('.log')}"
+            )
+    return lines or ["no warm process (the next `pipeline run` runs in-process and leaves one)"]
+
+
+# ---------------------------------------------------------------- warm process
+
+
+def _preload() -> None:
+    """Import what a run imports, so a forked run imports (almost) nothing."""
+    import gc
+    import importlib
+    import pkgutil
+
+    import pipeline
+
+    for module in pkgutil.walk_packages(pipeline.__path__, "pipeline."):
+        try:
+            importlib.import_module(module.name)
+        except Exception as exc:  # noqa: BLE001 - a module that fails here fails the run too, as it would cold
+            print(f"preload: {module.name}: {exc}", flush=True)
+    for name in RUN_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            print(f"preload: {name}: {exc}", flush=True)
+    # Everything imported lives as long as the process: out of the collector's sight, and
+    # not written to by it, so the forks share these pages instead of copying them.
+    gc.collect()
+    gc.freeze()
+
+
+# Imported by Dagster during a run rather than by ``import dagster`` (the SQLite
+# instance storage, its migrations check, backfill and daemon types).
+RUN_IMPORTS = (
+    "dagster._core.storage.runs.sqlite.sqlite_run_storage",
+    "dagster._core.storage.event_log.sqlite.sqlite_event_log",
+    "dagster._core.storage.schedules.sqlite.sqlite_schedule_storage",
+    "dagster._core.storage.sqlite_storage",
+    "dagster._core.execution.asset_backfill",
+    "dagster._daemon.controller",
+    "openpyxl",
+    "python_calamine",
+)
+
+
+def serve(key: str) -> None:
+    """The warm process: bind, import, then fork a run for each request until idle or replaced."""
+    folder = runtime_dir()
+    if folder is None:
+        return
+    sock_path, _, current = _paths(folder, key)
+    idle_limit = float(os.environ.get(IDLE_ENV, DEFAULT_IDLE_SECONDS))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock_path.unlink(missing_ok=True)  # left by one that died (a live one was asked first)
+        listener.bind(str(sock_path))
+        os.chmod(sock_path, 0o600)
+        listener.listen(16)
+    except OSError as exc:
+        print(f"cannot listen on {sock_path}: {exc}", flush=True)
+        return
+    inode = sock_path.stat().st_ino
+    current.write_text(key)
+    print(f"warm process {os.getpid()} for key {key}: importing", flush=True)
+    started = time.monotonic()
+    _preload()  # requests wait in the backlog meanwhile
+    print(f"ready after {time.monotonic() - started:.2f} s", flush=True)
+    listener.settimeout(_WAKE_SECONDS)
+    last_used = time.monotonic()
+    runs = 0
+    try:
+        while True:
+            _reap()
+            if not _still_current(sock_path, inode, current, key):
+                print("replaced or removed: exiting", flush=True)
+                return
+            if time.monotonic() - last_used > idle_limit:
+                print(f"idle for {idle_limit:.0f} s: exiting", flush=True)
+                return
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            state = {"runs": runs, "idle": time.monotonic() - last_used, "idle_limit": idle_limit}
+            served = _handle(conn, listener, key, state)
+            if served == "run":
+                runs += 1
+                last_used = time.monotonic()
+            elif served == "stop":
+                print("asked to stop: exiting", flush=True)
+                return
+    finally:
+        listener.close()
+        try:
+            if sock_path.stat().st_ino == inode:
+                sock_path.unlink()
+        except OSError:
+            pass
+
+
+def _still_current(sock_path: Path, inode: int, current: Path, key: str) -> bool:
+    try:
+        return sock_path.stat().st_ino == inode and current.read_text() == key
+    except OSError:
+        return False
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _handle(conn: socket.socket, listener: socket.socket, key: str, state: dict) -> str | None:
+    """Serve one connection: fork a run, answer a status request, or agree to stop."""
+    fds: list[int] = []
+    try:
+        conn.settimeout(10)
+        uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))[1]
+        if uid != os.getuid():
+            return None
+        head, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
+        if len(head) < _LENGTH.size:
+            return None
+        (size,) = _LENGTH.unpack(head[: _LENGTH.size])
+        body = head[_LENGTH.size :]
+        if len(body) < size:
+            body += _recv_exact(conn, size - len(body))
+        request = json.loads(body)
+        if request.get("stop"):
+            _send(conn, {"stopping": os.getpid()})
+            return "stop"
+        if request.get("status"):
+            _send(conn, {"pid": os.getpid(), "key": key, **state})
+            return None
+        if request.get("key") != key or len(fds) != len(request.get("fds", [])):
+            _send(conn, {"refused": "key"})
+            return None
+        pid = os.fork()
+        if pid == 0:
+            listener.close()
+            _run_forked(conn, request, fds)  # never returns
+        print(f"run {pid}: pipeline {' '.join(request['argv'])}", flush=True)
+        return "run"
+    except (OSError, EOFError, ValueError):
+        return None
+    finally:
+        conn.close()
+        for fd in fds:
+            os.close(fd)
+
+
+def _run_forked(conn: socket.socket, request: dict, fds: list[int]) -> None:
+    """In the fork: become the client's `pipeline` process, run, report the exit status."""
+    code = 1
+    try:
+        conn.settimeout(None)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        given = dict(zip(request["fds"], fds))
+        for target in (0, 1, 2):
+            os.dup2(given.get(target, devnull), target)
+        for fd in [*fds, devnull]:
+            if fd > 2:
+                os.close(fd)
+        os.setsid()  # its own process group: LibreOffice and the workers go with it, not with the warm process
+        os.chdir(request["cwd"])
+        os.umask(int(request["umask"]))
+        os.environ.clear()
+        os.environ.update(request["env"])
+        for stream in (sys.stdout, sys.stderr):
+            stream.reconfigure(line_buffering=stream.isatty())
+        sys.argv = ["pipeline", *request["argv"]]
+        try:
+            _send(conn, {"pid": os.getpid()})
+        except OSError:  # the client gave up waiting (and runs in-process): not a second run
+            os._exit(1)
+        from pipeline import cli
+
+        code = cli.main(request["argv"])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # noqa: BLE001 - printed to the client's stderr, as an uncaught error would be
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        import atexit
+
+        try:
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+        try:
+            _send(conn, {"exit": code})
+        except OSError:
+            pass
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "serve":
+        serve(sys.argv[2])
+    else:
+        sys.exit("usage: python -m pipeline.warm_start serve KEY   (started by `pipeline run`)")

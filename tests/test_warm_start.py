@@ -1,0 +1,144 @@
+"""Warm start: the key that decides which runs a warm process may serve, and a run served by one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline import warm_start
+from tests.conftest import SAMPLE_RAW
+
+
+def test_enabled_reads_the_switch():
+    assert warm_start.enabled({})
+    assert warm_start.enabled({"PIPELINE_WARM_START": "on"})
+    for off in ("off", "0", "no", "False", " OFF "):
+        assert not warm_start.enabled({"PIPELINE_WARM_START": off})
+
+
+def test_key_ignores_run_time_settings_but_not_other_environment():
+    base = {"PATH": "/usr/bin", "LANG": "C.UTF-8"}
+    key = warm_start.code_key(base)
+    assert warm_start.code_key(dict(base)) == key
+    # Where a run reads and writes is read at run time: one warm process serves them all.
+    moved = {**base, "PIPELINE_WAREHOUSE": "/elsewhere/w.duckdb", "DAGSTER_HOME": "/x", "PWD": "/y"}
+    assert warm_start.code_key(moved) == key
+    # Anything else may be read at import time (thread counts, locale): another warm process.
+    assert warm_start.code_key({**base, "OMP_NUM_THREADS": "1"}) != key
+    assert warm_start.code_key({**base, "LANG": "vi_VN.UTF-8"}) != key
+
+
+def test_key_changes_when_the_code_changes(tmp_path, monkeypatch):
+    package = tmp_path / "pipeline"
+    package.mkdir()
+    module = package / "flow.py"
+    module.write_text("A = 1\n")
+    (package / "__pycache__").mkdir()
+    monkeypatch.setattr(warm_start, "PACKAGE_DIR", package)
+    key = warm_start.code_key({})
+    (package / "__pycache__" / "flow.cpython-311.pyc").write_bytes(b"compiled")
+    assert warm_start.code_key({}) == key  # bytecode follows the source
+    module.write_text("A = 2\n")
+    os.utime(module, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert warm_start.code_key({}) != key
+    edited = warm_start.code_key({})
+    (package / "sql").mkdir()
+    (package / "sql" / "marts.sql").write_text("select 1")
+    assert warm_start.code_key({}) != edited
+
+
+def test_runtime_dir_is_private(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    folder = warm_start.runtime_dir()
+    assert folder is not None and folder.parent == tmp_path
+    assert folder.stat().st_mode & 0o777 == 0o700
+    folder.chmod(0o755)  # others could reach the socket: not used
+    assert warm_start.runtime_dir() is None
+
+
+def test_no_warm_process_means_run_in_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.setenv("PIPELINE_WARM_START", "on")
+    assert warm_start.run_warm(["run"]) is None
+    monkeypatch.setenv("PIPELINE_WARM_START", "off")
+    assert warm_start.run_warm(["run"]) is None
+    assert warm_start.status() == ["warm start is off (PIPELINE_WARM_START=off)"]
+
+
+def _pipeline(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def _wait_for(predicate, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def warm_env(tmp_path):
+    # A short folder of its own: a socket path must fit in 107 bytes.
+    runtime = Path(tempfile.mkdtemp(prefix="warm-", dir="/tmp"))
+    raw = tmp_path / "raw"
+    shutil.copytree(SAMPLE_RAW, raw)
+    env = {
+        **os.environ,
+        "XDG_RUNTIME_DIR": str(runtime),
+        "PIPELINE_WARM_START": "on",
+        "PIPELINE_WARM_IDLE": "120",
+        "PIPELINE_RAW_DIR": str(raw),
+        "PIPELINE_WAREHOUSE": str(tmp_path / "out" / "warehouse.duckdb"),
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+    }
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    yield env
+    _pipeline(env, "warm", "stop")
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_a_run_leaves_a_warm_process_that_serves_the_next(warm_env, tmp_path):
+    folder = Path(warm_env["XDG_RUNTIME_DIR"]) / f"cbcq-pipeline-{os.getuid()}"
+    first = _pipeline(warm_env, "run", "--quiet")
+    assert first.returncode == 0, first.stderr
+    assert "Done in" in first.stdout
+    # The first run ran in its own process, then started the warm process.
+    logs = list(folder.glob("*.log"))
+    assert len(logs) == 1
+    _wait_for(lambda: "ready after" in logs[0].read_text(), "the warm process to import")
+    assert "serves runs from here" in _pipeline(warm_env, "warm", "status").stdout
+
+    # A return changed: the run forked from the warm process gives the same summary as a fresh one.
+    changed = next((Path(warm_env["PIPELINE_RAW_DIR"]) / "2016-06").glob("*.xlsx"))
+    changed.write_bytes(changed.read_bytes())
+    os.utime(changed, (time.time() + 60, time.time() + 60))
+    second = _pipeline(warm_env, "run", "--quiet")
+    assert second.returncode == 0, second.stderr
+    assert "run " in logs[0].read_text() and "pipeline run --quiet" in logs[0].read_text()
+    assert "222" in second.stdout and "Done in" in second.stdout
+
+    # Errors come back as they would from a fresh process: text on stderr, the exit status.
+    missing = _pipeline(warm_env, "run", "--period", "1999-01")
+    assert missing.returncode == 2
+    assert "no folder" in missing.stderr and "1999-01" in missing.stderr
+    assert logs[0].read_text().count("\nrun ") == 2
+
+    # Another environment is another warm process: this one is replaced and goes.
+    other = {**warm_env, "PIPELINE_WARM_IDLE": "121"}
+    assert _pipeline(other, "run", "--quiet").returncode == 0  # in-process: nothing serves this key yet
+    _wait_for(lambda: "replaced or removed: exiting" in logs[0].read_text(), "the old warm process to exit")
+
+    stopped = _pipeline(other, "warm", "stop")
+    assert stopped.stdout.startswith("asked to stop")
+    _wait_for(lambda: not list(folder.glob("*.sock")), "the socket to go")
+    assert "no warm process" in _pipeline(other, "warm", "status").stdout
