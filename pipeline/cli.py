@@ -22,9 +22,10 @@ def _fail(message: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.ingest.prestart import start_fork_server
+    from pipeline.ingest.prestart import single_threaded, start_fork_server
 
-    start_fork_server()  # imports the parsing code on another core while this process imports Dagster
+    if not single_threaded():  # a run forked from the warm process forks its workers itself (batch.fork_directly)
+        start_fork_server()  # imports the parsing code on another core while this process imports Dagster
     from pipeline.runner import RunError, run_pipeline
 
     settings = load_settings()

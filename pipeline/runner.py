@@ -120,8 +120,9 @@ def _write_states(settings: Settings, states: dict[str, str]) -> None:
 def _instance():
     from dagster import DagsterInstance
 
-    from pipeline.defs.event_storage import batch_sqlite_events
+    from pipeline.defs.event_storage import batch_sqlite_events, remember_migration_scripts
 
+    remember_migration_scripts()
     home = os.environ.get("DAGSTER_HOME")
     if home:
         os.makedirs(home, exist_ok=True)

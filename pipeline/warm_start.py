@@ -321,23 +321,50 @@ def _preload() -> None:
             importlib.import_module(name)
         except ImportError as exc:
             print(f"preload: {name}: {exc}", flush=True)
+    try:
+        _open_throwaway_instance()
+    except Exception as exc:  # noqa: BLE001 - only a head start: a run opens its own instance
+        print(f"preload: throwaway Dagster instance: {exc}", flush=True)
     # Everything imported lives as long as the process: out of the collector's sight, and
     # not written to by it, so the forks share these pages instead of copying them.
     gc.collect()
     gc.freeze()
 
 
-# Imported by Dagster during a run rather than by ``import dagster`` (the SQLite
-# instance storage, its migrations check, backfill and daemon types).
+def _open_throwaway_instance() -> None:
+    """Open and close a Dagster instance in a temporary folder: what opening one imports is
+    imported, and the migration scripts every opening checks are read (see
+    ``remember_migration_scripts``), once here instead of in every run. Nothing stays open."""
+    import tempfile
+
+    from dagster import DagsterInstance
+
+    from pipeline.defs.event_storage import remember_migration_scripts
+
+    remember_migration_scripts()
+    saved = os.environ.get("DAGSTER_HOME")
+    with tempfile.TemporaryDirectory(prefix="warm-dagster-") as home:
+        os.environ["DAGSTER_HOME"] = home
+        try:
+            instance = DagsterInstance.get()
+            instance.dispose()
+        finally:
+            if saved is None:
+                os.environ.pop("DAGSTER_HOME", None)
+            else:
+                os.environ["DAGSTER_HOME"] = saved
+
+
+# Imported during a run rather than by the pipeline's modules or by opening an instance
+# (run creation and backfill types, the file watcher, the parse workers' fork server).
 RUN_IMPORTS = (
-    "dagster._core.storage.runs.sqlite.sqlite_run_storage",
-    "dagster._core.storage.event_log.sqlite.sqlite_event_log",
-    "dagster._core.storage.schedules.sqlite.sqlite_schedule_storage",
-    "dagster._core.storage.sqlite_storage",
     "dagster._core.execution.asset_backfill",
     "dagster._daemon.controller",
-    "openpyxl",
-    "python_calamine",
+    "watchdog.observers",
+    "multiprocessing.forkserver",
+    "multiprocessing.popen_forkserver",
+    "multiprocessing.resource_tracker",
+    "multiprocessing.synchronize",
 )
 
 
@@ -359,6 +386,7 @@ def serve(key: str) -> None:
         return
     inode = sock_path.stat().st_ino
     current.write_text(key)
+    _remove_dead(folder, keep=key)
     print(f"warm process {os.getpid()} for key {key}: importing", flush=True)
     started = time.monotonic()
     _preload()  # requests wait in the backlog meanwhile
@@ -394,6 +422,16 @@ def serve(key: str) -> None:
                 sock_path.unlink()
         except OSError:
             pass
+
+
+def _remove_dead(folder: Path, keep: str) -> None:
+    """Sockets nobody answers on (a warm process killed) and the logs of warm processes gone."""
+    for sock_path in folder.glob("*.sock"):
+        if sock_path.stem != keep and not _answers(sock_path):
+            sock_path.unlink(missing_ok=True)
+    for log_path in folder.glob("*.log"):
+        if log_path.stem != keep and not log_path.with_suffix(".sock").exists():
+            log_path.unlink(missing_ok=True)
 
 
 def _still_current(sock_path: Path, inode: int, current: Path, key: str) -> bool:

@@ -15,6 +15,8 @@ RUNS = {  # key: (files, median seconds, (fastest, slowest))
     "pipe_full": (1428, 6.4, (6.3, 6.6)),
     "pipe_noop": (1428, 0.5, (0.5, 0.5)),
     "pipe_change": (1428, 3.2, (3.1, 3.3)),
+    "pipe_noop_warm": (1428, 0.1, (0.1, 0.1)),
+    "pipe_change_warm": (1428, 0.96, (0.9, 1.0)),
 }
 
 
@@ -51,6 +53,11 @@ def test_rendered_targets_follow_the_numbers():
     assert "| marginal cost per return ≥5× lower than naive | PASS | naive ÷ pipeline = 5.71" in report
     assert "| whole 1428-file run ≥1.5× faster than naive | PASS | naive ÷ pipeline = 2.50" in report
     # fixed cost 2*3.2 - 3.6 = 2.8 s; (3.2 - 2.8) / 6.4 = 6.2 %
-    assert "| rerun after one change ÷ full run | 50.0% |" in report
-    assert "| rerun after one change less the fixed cost ÷ full run | 6.2% |" in report
-    assert "| rerun after one change a small fraction (≤10%) of the full run | FAIL | 50.0% |" in report
+    assert "| rerun after one change ÷ full run: warm process, fresh process | 15.0%, 50.0% |" in report
+    assert "| fresh-process rerun after one change less the fixed cost ÷ full run | 6.2% |" in report
+    # Judged on the warm rerun (what a user's next run is), the fresh one shown beside it.
+    target = "| rerun after one change a small fraction (≤10%) of the full run (warm process, as after any run) |"
+    assert f"{target} FAIL | 15.0% (fresh process: 50.0%) |" in report
+    m = measures()
+    m["pipe_change_warm"].seconds = 0.6
+    assert f"{target} PASS | 9.4% (fresh process: 50.0%) |" in render(m, 714, 1428, 84, national=False)

@@ -107,3 +107,31 @@ def test_batched_storage_keeps_its_connections(tmp_path, batching_env, monkeypat
     run_shard, index_shard = connections(tmp_path / "batched", batched=True)
     assert run_shard == 1 and plain_run > 5  # Dagster's own: a connection per event written
     assert index_shard < plain_index  # the rest are Dagster's table probes, left as they are
+
+
+def test_migration_scripts_are_read_once_per_process(tmp_path, monkeypatch):
+    from alembic.script import ScriptDirectory
+
+    from pipeline.defs.event_storage import remember_migration_scripts
+
+    reads = []
+    original = ScriptDirectory.__init__
+
+    def counting_init(self, *args, **kwargs):
+        reads.append(args[0] if args else kwargs.get("dir"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ScriptDirectory, "from_config", ScriptDirectory.from_config)  # restored after the test
+    monkeypatch.setattr(ScriptDirectory, "__init__", counting_init)
+    remember_migration_scripts()
+    remember_migration_scripts()  # once is enough: not wrapped twice
+    counts = []
+    for home in ("a", "b"):  # two instances, each opening its run, event log and schedule storage
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / home))
+        (tmp_path / home).mkdir()
+        instance = dg.DagsterInstance.get()
+        assert instance.get_runs() == []  # opened and usable
+        instance.dispose()
+        counts.append(len(reads))
+    # Once per storage configuration (run, event log, schedule), however many instances are opened.
+    assert 0 < counts[0] <= 3 and counts[1] == counts[0]

@@ -53,7 +53,7 @@ from pipeline.ingest.guards import Limits
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.model import ParsedReturn
 from pipeline.ingest.parse import parse_return
-from pipeline.ingest.prestart import WORKER_PRELOAD
+from pipeline.ingest.prestart import WORKER_PRELOAD, single_threaded
 from pipeline.runner import crash_point
 from pipeline.versions import PARSER_VERSION
 
@@ -615,6 +615,17 @@ def prepare_in_parallel(
 _start_method: str | None = None  # the first that worked in this process
 
 
+def fork_directly() -> bool:
+    """Whether workers may be forked from this process rather than from the fork server.
+
+    When it has one thread (``prestart.single_threaded``) and is small enough
+    that a worker forked from it still gets its full headroom under the
+    ceiling (``worker_memory_limit`` counts from the worker's size at start).
+    """
+    size = _address_space_bytes()
+    return size is not None and size + WORKER_HEADROOM_BYTES <= WORKER_MEMORY_BYTES and single_threaded()
+
+
 def _ready() -> bool:
     return True
 
@@ -625,10 +636,17 @@ def _pool(workers: int, matcher: UnitMatcher) -> ProcessPoolExecutor:
     A fork server re-imports the main script in each worker; a script without
     an ``if __name__ == "__main__"`` guard kills every worker before it runs a
     job, which must not be mistaken for files crashing it. So the pool is
-    probed first, and plain fork is the fallback.
+    probed first, and plain fork is the fallback. A run forked from the warm
+    process forks its workers itself (``fork_directly``); what worked then is
+    not remembered, since the process may have threads by its next pool.
     """
     global _start_method
-    for method in [_start_method] if _start_method else ["forkserver", "fork"]:
+    direct = fork_directly()
+    if direct:
+        methods = ["fork", "forkserver"]
+    else:
+        methods = [_start_method] if _start_method else ["forkserver", "fork"]
+    for method in methods:
         mp = multiprocessing.get_context(method)
         if method == "forkserver":
             # Imported once in the server, then shared by every worker it forks.
@@ -643,7 +661,8 @@ def _pool(workers: int, matcher: UnitMatcher) -> ProcessPoolExecutor:
             log.warning("parse workers (%s) did not start: %s", method, exc)
             _kill(pool)
             continue
-        _start_method = method
+        if not direct:
+            _start_method = method
         return pool
     raise RuntimeError("parse worker processes could not be started")
 

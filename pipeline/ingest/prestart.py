@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 
 log = logging.getLogger(__name__)
 
@@ -31,3 +32,18 @@ def start_fork_server(modules: list[str] = WORKER_PRELOAD) -> bool:
     except (ValueError, OSError) as exc:  # no fork server here: workers start when first needed
         log.debug("fork server not started early: %s", exc)
         return False
+
+
+def single_threaded() -> bool:
+    """Whether this process has one thread, native ones included (Linux; elsewhere: assume not).
+
+    Then the parse workers are forked from it directly: nothing can be caught
+    holding a lock mid-fork, and a run forked from the warm process has every
+    module they need already imported. A fresh ``pipeline run`` is not (numpy's
+    BLAS starts a thread at import), so its workers come from the fork server.
+    """
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
