@@ -22,10 +22,13 @@ def _fail(message: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.ingest.prestart import single_threaded, start_fork_server
+    from pipeline.ingest.prestart import start_fork_server
 
-    if not single_threaded():  # a run forked from the warm process forks its workers itself (batch.fork_directly)
-        start_fork_server()  # imports the parsing code on another core while this process imports Dagster
+    # A run forked from the warm process has the parsing code imported and forks its workers
+    # itself (batch.fork_directly); a fresh one has the fork server import it on another core
+    # while this process imports Dagster.
+    if not warm_start.forked_run():
+        start_fork_server()
     from pipeline.runner import RunError, run_pipeline
 
     settings = load_settings()

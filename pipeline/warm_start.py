@@ -68,6 +68,14 @@ _WAKE_SECONDS = 2.0  # how often an idle warm process checks whether it should g
 _CONNECT_WAIT_SECONDS = 120.0  # a warm process still importing answers within this
 
 
+_forked_run = False  # set in a run forked from the warm process
+
+
+def forked_run() -> bool:
+    """Whether this process is a run forked from the warm process."""
+    return _forked_run
+
+
 def enabled(environ: dict | None = None) -> bool:
     value = (environ if environ is not None else os.environ).get(ENABLE_ENV, "on")
     return value.strip().lower() not in {"0", "off", "no", "false"}
@@ -492,6 +500,8 @@ def _handle(conn: socket.socket, listener: socket.socket, key: str, state: dict)
 
 def _run_forked(conn: socket.socket, request: dict, fds: list[int]) -> None:
     """In the fork: become the client's `pipeline` process, run, report the exit status."""
+    global _forked_run
+    _forked_run = True
     code = 1
     try:
         conn.settimeout(None)
@@ -542,8 +552,16 @@ def _run_forked(conn: socket.socket, request: dict, fds: list[int]) -> None:
         os._exit(code)
 
 
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "serve":
-        serve(sys.argv[2])
+def main(argv: list[str]) -> None:
+    if len(argv) == 2 and argv[0] == "serve":
+        serve(argv[1])
     else:
         sys.exit("usage: python -m pipeline.warm_start serve KEY   (started by `pipeline run`)")
+
+
+if __name__ == "__main__":
+    # Run as pipeline.warm_start, not as __main__: its state (``forked_run``) must be the
+    # module's the rest of the pipeline imports.
+    from pipeline import warm_start
+
+    warm_start.main(sys.argv[1:])
