@@ -121,7 +121,9 @@ def test_migration_scripts_are_read_once_per_process(tmp_path, monkeypatch):
         reads.append(args[0] if args else kwargs.get("dir"))
         original(self, *args, **kwargs)
 
-    monkeypatch.setattr(ScriptDirectory, "from_config", ScriptDirectory.from_config)  # restored after the test
+    # As before any run in this process (an earlier test may have filled the memory), restored after.
+    plain = getattr(ScriptDirectory.from_config, "original", ScriptDirectory.from_config.__func__)
+    monkeypatch.setattr(ScriptDirectory, "from_config", classmethod(plain))
     monkeypatch.setattr(ScriptDirectory, "__init__", counting_init)
     remember_migration_scripts()
     remember_migration_scripts()  # once is enough: not wrapped twice

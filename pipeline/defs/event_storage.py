@@ -141,5 +141,6 @@ def remember_migration_scripts() -> None:
         return kept[key]
 
     from_config.remembered = True
+    from_config.original = original
     ScriptDirectory.from_config = classmethod(from_config)
 
