@@ -528,6 +528,8 @@ def _run_forked(conn: socket.socket, request: dict, fds: list[int]) -> None:
 
         code = cli.main(request["argv"])
     except SystemExit as exc:
+        if isinstance(exc.code, str):  # as Python says it for an uncaught SystemExit("...")
+            print(exc.code, file=sys.stderr)
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:
         code = 130
