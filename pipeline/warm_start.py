@@ -60,8 +60,14 @@ RUN_TIME_ENV = frozenset(
         "OLDPWD",
         "SHLVL",
         "_",
+        "TERM_SESSION_ID",
+        "WINDOWID",
+        "XDG_SESSION_ID",
+        "GPG_TTY",
     }
 )
+# Likewise whole families of login-session bookkeeping (SSH_CLIENT holds the port of each login).
+RUN_TIME_ENV_PREFIXES = ("SSH_", "TMUX")
 PACKAGE_DIR = Path(__file__).resolve().parent
 _LENGTH = struct.Struct("!I")
 _WAKE_SECONDS = 2.0  # how often an idle warm process checks whether it should go
@@ -116,7 +122,7 @@ def code_key(environ: dict | None = None) -> str:
             continue
         h.update(f"{entry}\0{chr(0).join(names)}\0".encode())
     for name in sorted(env):
-        if name not in RUN_TIME_ENV:
+        if name not in RUN_TIME_ENV and not name.startswith(RUN_TIME_ENV_PREFIXES):
             h.update(f"{name}={env[name]}\0".encode(errors="surrogateescape"))
     return h.hexdigest()[:24]
 

@@ -30,6 +30,9 @@ def test_key_ignores_run_time_settings_but_not_other_environment():
     # Where a run reads and writes is read at run time: one warm process serves them all.
     moved = {**base, "PIPELINE_WAREHOUSE": "/elsewhere/w.duckdb", "DAGSTER_HOME": "/x", "PWD": "/y"}
     assert warm_start.code_key(moved) == key
+    # So is which login or terminal the command comes from.
+    login = {**base, "SSH_CLIENT": "10.0.0.5 51234 22", "SSH_TTY": "/dev/pts/3", "TMUX_PANE": "%4"}
+    assert warm_start.code_key(login) == key
     # Anything else may be read at import time (thread counts, locale): another warm process.
     assert warm_start.code_key({**base, "OMP_NUM_THREADS": "1"}) != key
     assert warm_start.code_key({**base, "LANG": "vi_VN.UTF-8"}) != key
