@@ -132,7 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
             "turns it off."
         ),
     )
-    warm.add_argument("action", choices=["status", "stop"], nargs="?", default="status")
+    warm.add_argument(
+        "action",
+        choices=["status", "stop"],
+        nargs="?",
+        default="status",
+        help="status (default): whether a warm process would serve a run from here; stop: end it",
+    )
     warm.set_defaults(func=cmd_warm)
 
     template = sub.add_parser("template", help="write each district's pre-filled return for a period")
