@@ -136,6 +136,17 @@ def test_a_run_leaves_a_warm_process_that_serves_the_next(warm_env, tmp_path):
     assert "no folder" in missing.stderr and "1999-01" in missing.stderr
     assert logs[0].read_text().count("\nrun ") == 2
 
+    # A run killed outright (here by the crash test's hook, once its files are taken in): the
+    # client says so and exits 1; the warm process serves the next run, which converges.
+    changed.write_bytes(changed.read_bytes())
+    os.utime(changed, (time.time() + 120, time.time() + 120))
+    killed = _pipeline({**warm_env, "PIPELINE_TEST_KILL_AT": "ingested"}, "run", "--quiet")
+    assert killed.returncode == 1
+    assert "ended without an exit status" in killed.stderr
+    again = _pipeline(warm_env, "run", "--quiet")
+    assert again.returncode == 0 and "222" in again.stdout
+    assert logs[0].read_text().count("\nrun ") == 4
+
     # Another environment is another warm process: this one is replaced and goes.
     other = {**warm_env, "PIPELINE_WARM_IDLE": "121"}
     assert _pipeline(other, "run", "--quiet").returncode == 0  # in-process: nothing serves this key yet
