@@ -131,9 +131,12 @@ def _paths(folder: Path, key: str) -> tuple[Path, Path, Path]:
     return folder / f"{key}.sock", folder / f"{key}.log", folder / "current"
 
 
-def _send(conn: socket.socket, message: dict) -> None:
+def _send(conn: socket.socket, message: dict, fds: list[int] = ()) -> None:
+    """A length-prefixed JSON message; ``fds`` travel with the prefix (one sendmsg), the body
+    follows in full whatever its size."""
     data = json.dumps(message).encode()
-    conn.sendall(_LENGTH.pack(len(data)) + data)
+    socket.send_fds(conn, [_LENGTH.pack(len(data))], list(fds))
+    conn.sendall(data)
 
 
 def _recv_exact(conn: socket.socket, size: int) -> bytes:
@@ -177,8 +180,7 @@ def run_warm(argv: list[str]) -> int | None:
             "umask": _umask(),
             "fds": fds,
         }
-        data = json.dumps(request).encode()
-        socket.send_fds(conn, [_LENGTH.pack(len(data)) + data], fds)
+        _send(conn, request, fds)
         reply = _recv(conn)  # the run's pid: from here on the run has started
     except (OSError, EOFError, ValueError):
         conn.close()
@@ -276,8 +278,7 @@ def _ask(sock_path: Path, message: dict) -> dict | None:
     try:
         conn.settimeout(5)
         conn.connect(str(sock_path))
-        data = json.dumps(message).encode()
-        socket.send_fds(conn, [_LENGTH.pack(len(data)) + data], [])
+        _send(conn, message)
         return _recv(conn)
     except (OSError, EOFError, ValueError):
         return None
@@ -370,14 +371,17 @@ def _open_throwaway_instance() -> None:
 
 
 # Imported during a run rather than by the pipeline's modules or by opening an instance
-# (run creation and backfill types, the file watcher, the parse workers' fork server).
+# (run creation, in-process execution, the file watcher, the parse workers' pool).
 RUN_IMPORTS = (
     "dagster._core.execution.asset_backfill",
+    "dagster._core.execution.execute_in_process",
+    "dagster._core.executor.in_process",
+    "dagster._core.instance.runs.run_domain",
+    "dagster._core.storage.local_compute_log_manager",
     "dagster._daemon.controller",
-    "watchdog.observers",
-    "multiprocessing.forkserver",
-    "multiprocessing.popen_forkserver",
-    "multiprocessing.resource_tracker",
+    "watchdog.observers.polling",
+    "multiprocessing.popen_fork",
+    "multiprocessing.queues",
     "multiprocessing.synchronize",
 )
 
@@ -473,14 +477,11 @@ def _handle(conn: socket.socket, listener: socket.socket, key: str, state: dict)
         uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))[1]
         if uid != os.getuid():
             return None
-        head, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
-        if len(head) < _LENGTH.size:
+        head, fds, _, _ = socket.recv_fds(conn, _LENGTH.size, 3)  # the prefix and the fds sent with it
+        if len(head) < _LENGTH.size:  # a probe (``_answers``) that connected and went
             return None
-        (size,) = _LENGTH.unpack(head[: _LENGTH.size])
-        body = head[_LENGTH.size :]
-        if len(body) < size:
-            body += _recv_exact(conn, size - len(body))
-        request = json.loads(body)
+        (size,) = _LENGTH.unpack(head)
+        request = json.loads(_recv_exact(conn, size))
         if request.get("stop"):
             _send(conn, {"stopping": os.getpid()})
             return "stop"
