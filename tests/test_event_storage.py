@@ -4,7 +4,9 @@ import dagster as dg
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from pipeline.defs.event_storage import BatchedSqliteEventLogStorage, batch_sqlite_events
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+from pipeline.defs.event_storage import BatchedSqliteEventLogStorage, _batchable, batch_sqlite_events
 
 PARTS = dg.DynamicPartitionsDefinition(name="p")
 KEYS = [f"k{i:02d}" for i in range(12)]
@@ -15,9 +17,9 @@ def per_partition(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"partitions": len(context.partition_keys)})
 
 
-@dg.asset(deps=[per_partition])
+@dg.asset(deps=[per_partition], check_specs=[dg.AssetCheckSpec("positive", asset="whole")])
 def whole() -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={"ok": True})
+    return dg.MaterializeResult(metadata={"ok": True}, check_results=[dg.AssetCheckResult(check_name="positive", passed=True)])
 
 
 def _run(instance: dg.DagsterInstance, keys: list[str]) -> dg.ExecuteInProcessResult:
@@ -38,6 +40,13 @@ def _recorded(instance: dg.DagsterInstance) -> tuple:
         latest.dagster_event.partition if latest else None,
         sorted(r.partition_key for r in records),
         instance.get_latest_materialization_event(dg.AssetKey("whole")) is not None,
+        # The check's execution: planned, then its evaluation (the UI's check view reads these rows).
+        [
+            (r.status, r.event.dagster_event_type if r.event else None)
+            for r in instance.event_log_storage.get_asset_check_execution_history(
+                dg.AssetCheckKey(dg.AssetKey("whole"), "positive"), limit=10
+            )
+        ],
     )
 
 
@@ -60,7 +69,8 @@ def test_batched_storage_records_the_same_as_dagster(tmp_path, batching_env):
         original = BatchedSqliteEventLogStorage.store_event_batch
 
         def spy(self, events):
-            calls.append(len(events))
+            # Not batchable: Dagster's own storage would write it event by event.
+            calls.append((sorted({e.dagster_event_type.value for e in events}), _batchable(events)))
             return original(self, events)
 
         BatchedSqliteEventLogStorage.store_event_batch = spy
@@ -70,7 +80,10 @@ def test_batched_storage_records_the_same_as_dagster(tmp_path, batching_env):
             BatchedSqliteEventLogStorage.store_event_batch = original
         assert _recorded(batched) == expected
         assert expected[0] == KEYS[2:9]
-        assert 7 in calls  # the seven materialisations went down as one batch
+        assert expected[-1][0][0] == AssetCheckExecutionRecordStatus.SUCCEEDED
+        # The planned events of the run (assets and the check) as one batch; the seven materialisations as another.
+        assert (["ASSET_CHECK_EVALUATION_PLANNED", "ASSET_MATERIALIZATION_PLANNED"], True) in calls
+        assert (["ASSET_MATERIALIZATION"], True) in calls
         # The UI's partition view reads the index shard: the status cache agrees.
         status = batched.get_status_by_partition(dg.AssetKey("per_partition"), KEYS, PARTS)
         assert [k for k, v in status.items() if v == dg.AssetPartitionStatus.MATERIALIZED] == KEYS[2:9]
@@ -105,7 +118,8 @@ def test_batched_storage_keeps_its_connections(tmp_path, batching_env, monkeypat
     monkeypatch.setattr(dbapi2, "connect", connect)
     plain_run, plain_index = connections(tmp_path / "plain", batched=False)
     run_shard, index_shard = connections(tmp_path / "batched", batched=True)
-    assert run_shard == 1 and plain_run > 5  # Dagster's own: a connection per event written
+    # One to create the shard, one kept for the run (the first predates WAL mode; see _relaxed_sync).
+    assert run_shard == 2 and plain_run > 5  # Dagster's own: a connection per event written
     assert index_shard < plain_index  # the rest are Dagster's table probes, left as they are
 
 
@@ -137,3 +151,23 @@ def test_migration_scripts_are_read_once_per_process(tmp_path, monkeypatch):
         counts.append(len(reads))
     # Once per storage configuration (run, event log, schedule), however many instances are opened.
     assert 0 < counts[0] <= 3 and counts[1] == counts[0]
+
+
+def test_commits_wait_for_the_disk_only_outside_wal_mode(tmp_path, batching_env):
+    import sqlite3
+
+    from pipeline.defs.event_storage import _relaxed_sync
+
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        assert batch_sqlite_events(instance)
+        assert _run(instance, KEYS[:2]).success
+        storage = instance.event_log_storage
+        run_id = instance.get_runs()[0].run_id
+        for shard in ("index", run_id):  # both in WAL mode (Dagster sets it), so relaxed
+            with storage._connect(shard) as conn:
+                assert conn.exec_driver_sql("pragma journal_mode").fetchone()[0] == "wal"
+                assert conn.exec_driver_sql("pragma synchronous").fetchone()[0] == 1  # NORMAL
+    plain = sqlite3.connect(tmp_path / "rollback-journal.db")
+    _relaxed_sync(plain, None)
+    assert plain.execute("pragma synchronous").fetchone()[0] == 2  # FULL, as SQLite's default
+    plain.close()
