@@ -35,6 +35,8 @@ test: install  ## run the test suite
 
 ui: install  ## start the Dagster UI (webserver + daemon) on http://127.0.0.1:3000
 	@mkdir -p "$(DAGSTER_HOME)"
+	@# As `pipeline run` does (runner.prepare_dagster_home): the project's settings, never over an existing file.
+	@test -e "$(DAGSTER_HOME)/dagster.yaml" || cp pipeline/defs/dagster_home.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
 
 sample: install  ## regenerate the bundled sample returns in data/raw/2016-06

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -117,6 +119,25 @@ def _write_states(settings: Settings, states: dict[str, str]) -> None:
     os.replace(tmp, _state_file(settings))
 
 
+DAGSTER_HOME_SETTINGS = Path(__file__).with_name("defs") / "dagster_home.yaml"
+
+
+def prepare_dagster_home(home: str | os.PathLike) -> None:
+    """Create ``home`` and give it the project's instance settings when it has no dagster.yaml."""
+    os.makedirs(home, exist_ok=True)
+    target = Path(home) / "dagster.yaml"
+    if target.exists():
+        return
+    tmp = target.with_name(f".dagster.yaml.{os.getpid()}")
+    shutil.copyfile(DAGSTER_HOME_SETTINGS, tmp)
+    try:
+        os.link(tmp, target)  # never over a file that appeared meanwhile
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+
+
 def _instance():
     from dagster import DagsterInstance
 
@@ -125,12 +146,19 @@ def _instance():
     remember_migration_scripts()
     home = os.environ.get("DAGSTER_HOME")
     if home:
-        os.makedirs(home, exist_ok=True)
+        prepare_dagster_home(home)
         instance = DagsterInstance.get()
     else:
         instance = DagsterInstance.ephemeral()
     # A run over many periods records events per period: written in batches, not one by one.
     batch_sqlite_events(instance)
+    # The run's output is on the terminal that started it; a copy in the run history would cost
+    # four helper processes a run (`tail` and an orphan watcher, a Python interpreter, for stdout
+    # and for stderr). Runs the UI, sensor or schedule launch keep theirs.
+    from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
+
+    instance._compute_log_manager = NoOpComputeLogManager()
+    instance._compute_log_manager.register_instance(instance)
     return instance
 
 
