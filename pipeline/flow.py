@@ -147,23 +147,36 @@ def period_fingerprint(ctx: Context, versions: list[FileVersion], previous: str 
 
 
 @dataclass
+class Overview:
+    """What the warehouse step shows in the UI, read from the build before it is published."""
+
+    counts: dict[str, int]
+    summary_md: str
+    refusals_md: str
+
+
+@dataclass
 class BuildResult:
     built: list[PeriodResult]
     skipped: list[str]
     check_results: dict[str, list[tuple[str, bool, str]]] = field(default_factory=dict)
+    overview: Overview | None = None
 
 
 # Below this many periods to build, worker processes cost more than they save.
 PARALLEL_PREPARE_MIN_PERIODS = 4
 
 
-def build_warehouse(ctx: Context, periods: list[str], run_id: str, force: bool = False) -> BuildResult:
+def build_warehouse(
+    ctx: Context, periods: list[str], run_id: str, force: bool = False, preview: list[str] | None = None
+) -> BuildResult:
     """Load the periods into a private copy of the warehouse and publish it.
 
     Three passes: walk the periods in order, deciding which to build and
     preparing their content (in worker processes for those certain to be
     built); check every built period's history at once; then decide what is
-    in effect, gather the rows and write each table once.
+    in effect, gather the rows and write each table once. With ``preview``
+    (periods), the result also carries the ``Overview`` of those periods.
     """
     result = BuildResult(built=[], skipped=[])
     with wh.building(ctx.settings.warehouse, ctx.settings.work_dir) as con:
@@ -204,6 +217,8 @@ def build_warehouse(ctx: Context, periods: list[str], run_id: str, force: bool =
                 if content is None and ahead is not None and period in is_certain:
                     done, content = next(ahead)
                     assert done == period, (done, period)  # missing periods are built, in walk order
+                if content is None and period not in is_certain:  # changed since its last build
+                    content = stored.get(prepared_key(period, versions))
                 if content is None:
                     parsed, _ = parse_all(jobs_for(versions), ctx.archive, ctx.cache, ctx.matcher, ctx.limits)
                     content = prepare_content(period, versions, parsed, ctx.register, ctx.matcher)
@@ -225,8 +240,10 @@ def build_warehouse(ctx: Context, periods: list[str], run_id: str, force: bool =
             fingerprint = period_fingerprint(ctx, versions_of[period], digest)
             record_build(pending, period, fingerprint, len(versions_of[period]), run_id)
         write_pending(con, pending)
-        wh.refresh_marts(con)
+        wh.refresh_marts(con, None if force else [c.period for c in prepared])
         result.check_results = warehouse_checks(con, periods)
+        if preview is not None:  # from the build's own connection: what is about to be published
+            result.overview = Overview(table_counts(con), summary_markdown(con, preview), refusals_markdown(con, preview))
     crash_point("published")  # test-only: warehouse published, reports not yet written
     return result
 
@@ -270,22 +287,18 @@ def summary_markdown(con, periods: list[str]) -> str:
     return _markdown(frame)
 
 
-def refusals_markdown(settings: Settings, periods: list[str]) -> str:
-    con = open_published(settings)
-    try:
-        frame = con.execute(
-            """
-            select f.period, f.file_name, f.district_code, count(i.code) as errors,
-                   any_value(i.message order by i.cell nulls first) as first_error
-            from audit.files f
-            left join audit.issues i on i.period = f.period and i.sha256 = f.sha256 and i.severity = 'error'
-            where f.status = 'refused' and list_contains($periods, f.period)
-            group by all order by f.period, f.file_name
-            """,
-            {"periods": periods},
-        ).df()
-    finally:
-        con.close()
+def refusals_markdown(con, periods: list[str]) -> str:
+    frame = con.execute(
+        """
+        select f.period, f.file_name, f.district_code, count(i.code) as errors,
+               any_value(i.message order by i.cell nulls first) as first_error
+        from audit.files f
+        left join audit.issues i on i.period = f.period and i.sha256 = f.sha256 and i.severity = 'error'
+        where f.status = 'refused' and list_contains($periods, f.period)
+        group by all order by f.period, f.file_name
+        """,
+        {"periods": periods},
+    ).df()
     return "No refused files." if frame.empty else _markdown(frame)
 
 

@@ -149,7 +149,7 @@ def test_province_trend_reconciles_with_the_rows(history):
 
 def test_percent_point_changes_keep_one_decimal(tmp_path):
     """coverage 44.1 -> 51.8 is +7.7 points, not 7.699999999999996."""
-    from pipeline.warehouse.build import SQL_DIR, ensure_schema
+    from pipeline.warehouse.build import ensure_schema, refresh_mart
 
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     ensure_schema(con)
@@ -158,7 +158,7 @@ def test_percent_point_changes_keep_one_decimal(tmp_path):
                               ('2016-12', 'total', 222, 115, 51.8, 1091, 26053, 4.2, 8, 107, 17, 16, false))
         t(period, unit_type, units, units_with_cell, coverage_pct, cell_members, total_members,
           member_share_pct, cells_hd28, cells_hd10, districts_expected, districts_reported, is_complete)""")
-    con.execute((SQL_DIR / "marts" / "province_trend.sql").read_text(encoding="utf-8"))
+    refresh_mart(con, "province_trend")
     row = con.execute("select coverage_pct_change, member_share_pct_change, comparable from marts.province_trend "
                       "where period = '2016-12'").fetchone()
     assert row == (7.7, -0.3, False)  # 2016-12 is incomplete: not like for like

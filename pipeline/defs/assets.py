@@ -131,33 +131,28 @@ def warehouse(context: dg.AssetExecutionContext, paths: PipelineConfig, config: 
     pdf.warm_up()  # runs not started by `pipeline run` (which warmed it already): the report PDFs come next
     scope = _run_periods(context)
     periods = scope if scope is not None else ctx.archive.periods()
-    result = flow.build_warehouse(ctx, periods, run_id=context.run.run_id, force=config.force)
+    shown = periods[-PREVIEW_PERIODS:]
+    result = flow.build_warehouse(ctx, periods, run_id=context.run.run_id, force=config.force, preview=shown)
     if result.built:
         shown_built = result.built[-PREVIEW_PERIODS:]
         context.log.info(
             "\n".join(f"{b.period}: {b.counts}" for b in shown_built)
             + (f"\n(+{len(result.built) - len(shown_built)} earlier periods)" if len(result.built) > len(shown_built) else "")
         )
-    shown = periods[-PREVIEW_PERIODS:]
-    con = flow.open_published(ctx.settings)
-    try:
-        counts = flow.table_counts(con)
-        summary_md = flow.summary_markdown(con, shown)
-    finally:
-        con.close()
+    overview = result.overview
     built = [b.period for b in result.built]
     for name, key in _KEYS.items():
         metadata = {
-            "dagster/row_count": counts.get(name, 0),
+            "dagster/row_count": overview.counts.get(name, 0),
             "periods_in_run": len(periods),
             "periods_built": len(built),
             "periods_unchanged": len(result.skipped),
             "built": ", ".join(built[-PREVIEW_PERIODS:]) + (f" (+{len(built) - PREVIEW_PERIODS} earlier)" if len(built) > PREVIEW_PERIODS else ""),
         }
         if name == "province_summary":
-            metadata["preview"] = dg.MetadataValue.md(summary_md)
+            metadata["preview"] = dg.MetadataValue.md(overview.summary_md)
         if name == "audit_issues":
-            metadata["refusals"] = dg.MetadataValue.md(flow.refusals_markdown(ctx.settings, shown))
+            metadata["refusals"] = dg.MetadataValue.md(overview.refusals_md)
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
     for check, (asset, _) in _CHECKS.items():
         outcomes = result.check_results.get(check, [])

@@ -90,9 +90,35 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def refresh_marts(con: duckdb.DuckDBPyConnection) -> None:
+def refresh_marts(con: duckdb.DuckDBPyConnection, periods: list[str] | None = None) -> None:
+    """Recompute the marts after a build of ``periods`` (None: whole).
+
+    A mart row depends on its own period and, through the changes since the
+    previous period, on earlier ones, never on later ones: after a build of
+    some periods, the rows from the earliest of them on are all that can
+    differ. Replacing only those keeps a one-period rerun from rewriting (and
+    checkpointing) years of history. Whole when every period was built or a
+    mart table is missing (a new warehouse).
+    """
+    present = {r[0] for r in con.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()}
+    since = min(periods) if periods else None
+    first = con.execute("select min(period) from core.district_returns").fetchone()[0]
+    if not present.issuperset(MARTS) or periods is None or (since is not None and first is not None and since <= first):
+        since = None
+    elif since is None:  # nothing built: nothing changed
+        return
     for name in MARTS:
-        con.execute(sql(f"marts/{name}.sql"))
+        refresh_mart(con, name, since)
+
+
+def refresh_mart(con: duckdb.DuckDBPyConnection, name: str, since: str | None = None) -> None:
+    """Make marts.<name> from its query (sql/marts/<name>.sql), or replace its rows from ``since`` on."""
+    query = sql(f"marts/{name}.sql")  # a file of ours; the name is one of MARTS, values go in as parameters
+    if since is None:
+        con.execute(f"create or replace table marts.{name} as {query}", {"since": None})
+    else:
+        con.execute(f"delete from marts.{name} where period >= $since", {"since": since})
+        con.execute(f"insert into marts.{name} by name {query}", {"since": since})
 
 
 def connect_read_only(published: Path) -> duckdb.DuckDBPyConnection:

@@ -1,7 +1,8 @@
+-- A query, not a statement: warehouse/build.py refresh_marts makes the table from it, or
+-- replaces its rows of periods from $since on (NULL: all periods).
 -- Grain: one row per period and expected district, with or without a return in effect.
-create or replace table marts.district_summary as
 with periods as (
-    select distinct period from core.district_returns
+    select distinct period from core.district_returns where period >= coalesce($since, '')
 ),
 grid as (
     select p.period, d.district_code, d.district_name
@@ -17,6 +18,7 @@ figures as (
         coalesce(sum(total_members), 0)::bigint as total_members,
         count(*) filter (where eligible and has_cell and basis = 'HD28') as cells_hd28
     from core.unit_returns
+    where period >= coalesce($since, '')
     group by period, district_code
 ),
 final as (
@@ -37,4 +39,4 @@ final as (
     left join core.district_returns s on s.period = g.period and s.district_code = g.district_code
     left join figures f on f.period = g.period and f.district_code = g.district_code
 )
-select * from final order by period, district_code;
+select * from final where period >= coalesce($since, '') order by period, district_code;

@@ -1,5 +1,6 @@
+-- A query, not a statement: warehouse/build.py refresh_marts makes the table from it, or
+-- replaces its rows of periods from $since on (NULL: all periods).
 -- Grain: one row per period and unit whose agency cell was set up under Guidance 28.
-create or replace table marts.hd28_cells as
 select
     r.period,
     r.district_code,
@@ -12,5 +13,5 @@ select
     r.source_file
 from core.unit_returns r
 join core.districts d using (district_code)
-where r.eligible and r.has_cell and r.basis = 'HD28'
+where r.eligible and r.has_cell and r.basis = 'HD28' and r.period >= coalesce($since, '')
 order by r.period, r.district_code, r.unit_code;

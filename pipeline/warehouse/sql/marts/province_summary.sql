@@ -1,8 +1,9 @@
+-- A query, not a statement: warehouse/build.py refresh_marts makes the table from it, or
+-- replaces its rows of periods from $since on (NULL: all periods).
 -- Grain: one row per period and unit type, plus unit_type 'total'.
 -- Figures cover the districts whose return is in effect for the period.
-create or replace table marts.province_summary as
 with periods as (
-    select distinct period from core.district_returns
+    select distinct period from core.district_returns where period >= coalesce($since, '')
 ),
 expected as (
     select count(*) as districts_expected from core.districts
@@ -10,7 +11,7 @@ expected as (
 reported as (
     select period, count(*) as districts_reported
     from core.district_returns
-    where sha256 is not null
+    where sha256 is not null and period >= coalesce($since, '')
     group by period
 ),
 unit_types as (
@@ -29,6 +30,7 @@ by_type as (
         count(*) filter (where eligible and has_cell and basis = 'HD10') as cells_hd10,
         count(*) filter (where has_cell and not coalesce(eligible, false)) as cells_not_eligible
     from core.unit_returns
+    where period >= coalesce($since, '')
     group by grouping sets ((period, unit_type), (period))
 ),
 grid as (
@@ -59,4 +61,4 @@ final as (
     left join by_type b on b.period = g.period and b.unit_type = g.unit_type
     left join reported r on r.period = g.period
 )
-select * exclude (sort_order) from final order by period, sort_order;
+select * exclude (sort_order) from final where period >= coalesce($since, '') order by period, sort_order;

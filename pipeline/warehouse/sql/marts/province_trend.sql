@@ -1,8 +1,9 @@
+-- A query, not a statement: warehouse/build.py refresh_marts makes the table from it, or
+-- replaces its rows of periods from $since on (NULL: all periods).
 -- Grain: one row per period: the province totals and their change since the
 -- previous period in the warehouse. A change is only a like-for-like comparison
 -- when both periods are complete (`comparable`); otherwise it also moves with
 -- the districts that did or did not report.
-create or replace table marts.province_trend as
 with totals as (
     select * from marts.province_summary where unit_type = 'total'
 ),
@@ -33,4 +34,4 @@ final as (
     from totals
     window w as (order by period)
 )
-select * from final order by period;
+select * from final where period >= coalesce($since, '') order by period;

@@ -1,3 +1,5 @@
+-- A query, not a statement: warehouse/build.py refresh_marts makes the table from it, or
+-- replaces its rows of periods from $since on (NULL: all periods).
 -- Grain: one row per period and unit in core.unit_returns, compared with the
 -- same unit's previous reported period (the latest earlier period in which its
 -- district's return was in effect; a district that skipped a period is compared
@@ -8,7 +10,6 @@
 -- dissolved (it is a candidate for dissolution). `counted` is what the
 -- province figures count (eligible and with a cell), so
 -- sum(counted_change) over a period reconciles with marts.province_trend.
-create or replace table marts.unit_changes as
 with current_rows as (
     select
         period,
@@ -25,6 +26,11 @@ with current_rows as (
         basis,
         note
     from core.unit_returns
+    -- The rows asked for, and each unit's latest row before them, which they are compared with.
+    where period >= coalesce($since, '')
+       or (unit_code, period) in (
+           select (unit_code, max(period)) from core.unit_returns where period < $since group by unit_code
+       )
 ),
 ordered as (
     select
@@ -69,4 +75,4 @@ final as (
     from ordered o
     left join core.districts d on d.district_code = o.district_code
 )
-select * from final order by period, district_code, unit_code;
+select * from final where period >= coalesce($since, '') order by period, district_code, unit_code;
