@@ -171,3 +171,19 @@ def test_commits_wait_for_the_disk_only_outside_wal_mode(tmp_path, batching_env)
     _relaxed_sync(plain, None)
     assert plain.execute("pragma synchronous").fetchone()[0] == 2  # FULL, as SQLite's default
     plain.close()
+
+
+def test_tables_once_seen_are_not_looked_up_again(tmp_path, batching_env, monkeypatch):
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    looked_up = []
+    real = SqliteEventLogStorage.has_table
+    monkeypatch.setattr(SqliteEventLogStorage, "has_table", lambda self, name: looked_up.append(name) or real(self, name))
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        assert batch_sqlite_events(instance)
+        storage = instance.event_log_storage
+        assert storage.has_table("asset_check_executions") and storage.has_table("asset_check_executions")
+        assert not storage.has_table("no_such_table") and not storage.has_table("no_such_table")
+        assert _run(instance, KEYS[:2]).success
+    assert looked_up.count("asset_check_executions") == 1
+    assert looked_up.count("no_such_table") == 2  # an absent table may yet be made: asked each time

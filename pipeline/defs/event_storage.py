@@ -85,6 +85,14 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                 with conn.begin():
                     yield conn
 
+    def has_table(self, table_name: str) -> bool:
+        # Asked about thirty times a run, each time through a new engine and connection. Tables
+        # are only ever added (by migrations), so one seen once is there for the storage's life.
+        seen = self.__dict__.setdefault("_tables_seen", set())
+        if table_name not in seen and super().has_table(table_name):
+            seen.add(table_name)
+        return table_name in seen
+
     def dispose(self) -> None:
         for engine in self.__dict__.pop("_kept_engines", {}).values():
             engine.dispose()
