@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import gc
 import os
 import sys
 from pathlib import Path
@@ -22,22 +23,28 @@ def _fail(message: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.ingest.prestart import start_fork_server
-
-    # A run forked from the warm process has the parsing code imported and forks its workers
-    # itself (batch.fork_directly); a fresh one has the fork server import it on another core
-    # while this process imports Dagster.
-    if not warm_start.forked_run():
-        start_fork_server()
-    from pipeline.runner import RunError, run_pipeline
-
-    settings = load_settings()
+    # What is imported from here on is made to last: no collector passes over it while it
+    # is made (run_pipeline keeps the collector paused through Dagster's imports and
+    # resumes it for the run itself).
+    gc.disable()
     try:
-        outcome = run_pipeline(
-            settings, period=args.period, force=args.force, quiet=args.quiet, all_reports=args.all_reports
-        )
-    except RunError as exc:
-        return _fail(str(exc))
+        from pipeline.ingest.prestart import start_fork_server
+
+        # A run forked from the warm process has the parsing code imported and forks its workers
+        # itself (batch.fork_directly); a fresh one has the fork server import it on another core
+        # while this process imports Dagster.
+        if not warm_start.forked_run():
+            start_fork_server()
+        from pipeline.runner import RunError, run_pipeline
+
+        try:
+            outcome = run_pipeline(
+                load_settings(), period=args.period, force=args.force, quiet=args.quiet, all_reports=args.all_reports
+            )
+        except RunError as exc:
+            return _fail(str(exc))
+    finally:
+        gc.enable()
     print(outcome.render())
     return 0 if outcome.success else 1
 

@@ -165,6 +165,19 @@ def _instance():
 def run_pipeline(
     settings: Settings, period: str | None = None, force: bool = False, quiet: bool = False, all_reports: bool = False
 ) -> RunOutcome:
+    # Until the run starts, this process imports Dagster and sets up the definitions: ~240,000
+    # objects made to last, and none of them garbage. The cyclic collector's passes over them
+    # as they are made free nothing and cost ~0.3 s of a fresh process, so it is paused until
+    # they are frozen (below); the caller's setting is restored on the way out.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _run_pipeline(settings, period, force, quiet, all_reports)
+    finally:
+        (gc.enable if collecting else gc.disable)()
+
+
+def _run_pipeline(settings: Settings, period: str | None, force: bool, quiet: bool, all_reports: bool) -> RunOutcome:
     periods = periods_to_run(settings, period)
     _check_writable(settings)
     started = time.monotonic()
@@ -221,10 +234,11 @@ def run_pipeline(
     # What is imported and set up so far (Dagster, pandas, the definitions: ~240,000
     # objects) outlives the run. Frozen out of the cyclic collector's sight for the
     # run, its full passes no longer walk it again and again while the run allocates
-    # (84 periods: ~0.4 s less, the status overview alone 0.35 → 0.2 s). Unfrozen
-    # after, so a process that runs the pipeline many times (tests) still collects
-    # whatever was garbage here.
+    # (84 periods: ~0.4 s less, the status overview alone 0.35 → 0.2 s); the run
+    # itself is collected as usual. Unfrozen after, so a process that runs the
+    # pipeline many times (tests) still collects whatever was garbage here.
     gc.freeze()
+    gc.enable()
     try:
         result = job.execute_in_process(
             instance=instance, partition_key=partition_key, tags=tags, raise_on_error=False, run_config=run_config

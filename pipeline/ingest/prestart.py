@@ -16,8 +16,9 @@ import os
 log = logging.getLogger(__name__)
 
 WORKER_MODULE = "pipeline.ingest.batch"  # what the workers run
-# Imported once in the fork server, so every worker starts with them loaded.
-WORKER_PRELOAD = [WORKER_MODULE, "pipeline.warehouse.load"]
+# Imported once in the fork server, so every worker starts with them loaded: the
+# worker module and the warehouse's load module, frozen (see worker_preload.py).
+WORKER_PRELOAD = ["pipeline.ingest.worker_preload"]
 
 
 def start_fork_server(modules: list[str] = WORKER_PRELOAD) -> bool:
