@@ -61,3 +61,10 @@ def test_rendered_targets_follow_the_numbers():
     m = measures()
     m["pipe_change_warm"].seconds = 0.6
     assert f"{target} PASS | 9.4% (fresh process: 50.0%) |" in render(m, 714, 1428, 84, national=False)
+
+
+def test_a_rerun_cheaper_than_the_fixed_cost_is_not_given_a_negative_share():
+    from benchmarks.run import _less_fixed
+
+    assert _less_fixed(3.0, 2.0, 10.0) == "10.0%"
+    assert _less_fixed(1.93, 2.4, 5.04).startswith("n/a (the rerun, 1.93 s, costs less than the fixed cost")
