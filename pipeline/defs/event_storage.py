@@ -1,4 +1,4 @@
-"""Write a run's batches of asset events to Dagster's SQLite storage in one transaction each.
+"""Write a run's batches of events to Dagster's SQLite storage in one transaction per shard.
 
 A run over many periods records one materialisation per partition and asset.
 Dagster's SQLite event storage writes each event on its own: a new engine, two
@@ -7,17 +7,21 @@ for a backfill of 84 periods that alone costs more than parsing the returns.
 Dagster already hands these events over as batches (one per asset and range)
 when ``DAGSTER_EVENT_BATCH_SIZE`` is set, but the SQLite storage stores a batch
 event by event. ``batch_sqlite_events`` gives the instance's storage a
-``store_event_batch`` that writes the same rows (event log of the run shard,
-event log, asset event tags and asset-key index of the index shard) once per
-batch. Anything other than a batch of one run's asset events is left to
-Dagster as it is.
+``store_event_batch`` that writes the same rows as ``store_event`` would, event
+by event (event log of the run shard; for asset, check and run-status events
+the index shard's event log, asset event tags, asset-key index and check
+executions), in one transaction per shard. A run's planned events (its assets'
+and its checks') come as such a batch too. Anything other than a batch of one
+run's events is left to Dagster as it is.
 
 The same storage also keeps one SQLite connection per shard (per thread) for
 the instance's life instead of a new engine and connection for every read
 and write: a run records a few dozen single events, each of which opened
 about five connections (~1.5 ms apiece). Each use is still its own
 transaction, so nothing is held between them; other processes (the UI, the
-daemon) read and write the same files as before.
+daemon) read and write the same files as before. Its commits do not wait for
+the disk (``_relaxed_sync``), and a table it has once seen is not looked up
+again (``has_table``).
 
 Instances on other storage (PostgreSQL in production) are left alone;
 dagster is pinned exactly, so the private helpers used here are the ones the
