@@ -189,3 +189,33 @@ def test_a_libreoffice_started_ahead_that_died_or_was_never_used_costs_nothing(t
     unused = pdf._warm
     pdf.cool_down()  # end of a run whose reports needed no PDF
     assert pdf._warm is None and not _office_processes(unused.profile) and not unused.home.exists()
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice not installed")
+def test_a_run_killed_outright_leaves_no_libreoffice_behind(tmp_path):
+    """SIGKILL runs no clean-up: the watcher ends LibreOffice and removes its profile."""
+    import subprocess
+    import sys
+    import time
+
+    from pipeline.config import PROJECT_ROOT
+
+    script = (
+        "import sys\n"
+        "from pipeline.reports import pdf\n"
+        "pdf.warm_up()\n"
+        "print(pdf._warm.profile, flush=True)\n"
+        "sys.stdin.read()\n"  # until killed
+    )
+    run = subprocess.Popen([sys.executable, "-c", script], cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    profile = Path(run.stdout.readline().strip())
+    deadline = time.monotonic() + 30
+    while not _office_processes(profile) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _office_processes(profile)  # LibreOffice started ahead
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 15
+    while (_office_processes(profile) or profile.parent.exists()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _office_processes(profile) and not profile.parent.exists()

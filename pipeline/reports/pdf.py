@@ -35,6 +35,41 @@ def _scratch_root() -> str | None:
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
+# Waits for process $1 to end (gone, or a zombie), then kills process group $2 and removes folder $3.
+_WATCH_SCRIPT = (
+    'while [ -e "/proc/$1" ] && ! grep -qs "^State:[[:space:]]*Z" "/proc/$1/status"; do sleep 1; done; '
+    'kill -9 -"$2" 2>/dev/null; rm -rf "$3"'
+)
+
+
+class _Watcher:
+    """Ends a LibreOffice (its process group) and removes its folder should this process die
+    without doing so itself.
+
+    LibreOffice runs in a session of its own (so a time-out can kill all of it), so
+    nothing ends it with the run: a run killed outright (SIGKILL, the OOM killer, run
+    monitoring) would otherwise leave a headless LibreOffice idling for good, ~80 MB,
+    and its profile in memory (/dev/shm). A shell loop that looks once a second costs
+    nothing meanwhile; ``cancel`` ends it when the run cleans up after itself.
+    """
+
+    def __init__(self, group: int, folder: Path) -> None:
+        self.proc = None
+        try:
+            self.proc = subprocess.Popen(
+                ["sh", "-c", _WATCH_SCRIPT, "pdf-watch", str(os.getpid()), str(group), str(folder)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        except OSError as exc:  # no shell: only a killed run would leave LibreOffice behind
+            log.info("no watcher for LibreOffice: %s", exc)
+
+    def cancel(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+
+
 class _WarmOffice:
     """A headless LibreOffice with a private profile, started ahead of need; it quits after one conversion."""
 
@@ -49,6 +84,7 @@ class _WarmOffice:
             [nice, "-n", "19", *cmd] if nice else cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, env={**os.environ, "HOME": str(self.home)},
         )  # fmt: skip
+        self.watcher = _Watcher(self.proc.pid, self.home)
 
     def close(self) -> None:
         try:  # the whole session: soffice.bin may outlive the launcher that was started
@@ -56,6 +92,7 @@ class _WarmOffice:
         except ProcessLookupError:
             pass
         self.proc.wait()
+        self.watcher.cancel()
         self.tmp.cleanup()
 
 
@@ -166,6 +203,7 @@ def _convert(soffice: str, paths: list[Path], out_dir: Path | None, timeout: flo
         # Own session so a timeout can kill soffice.bin too, not just the wrapper script.
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                                 env={**os.environ, "HOME": str(home)})
+        watcher = _Watcher(proc.pid, tmp_dir)
         try:
             _, stderr = proc.communicate(timeout=timeout + 10 * (len(paths) - 1))
         except subprocess.TimeoutExpired:
@@ -173,6 +211,8 @@ def _convert(soffice: str, paths: list[Path], out_dir: Path | None, timeout: flo
             proc.communicate()
             log.warning("soffice timed out on %d workbook(s)", len(paths))
             return {}
+        finally:
+            watcher.cancel()
         done: dict[Path, Path] = {}
         for xlsx in paths:
             rendered = render_dir / f"{xlsx.stem}.pdf"
