@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
             "the run appears in the UI's history. Periods whose folder, register and code are as at the "
             "last successful run are not run again (--force runs them). Exit 0 when the pipeline ran "
             "(refused files are data), 1 when the run failed, 2 when it could not run. A run leaves a warm "
-            "process behind (see `pipeline warm --help`); the next run forks from it and skips ~1.5 s of "
+            "process behind (see `pipeline warm --help`); the next run forks from it and skips ~1 s of "
             "start-up. PIPELINE_WARM_START=off runs every time in the calling process."
         ),
     )
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="show or stop the warm process that later `pipeline run`s fork from",
         description=(
             "After a run, `pipeline run` leaves a process that has imported the pipeline; the next run "
-            "forks from it instead of importing again (~1.5 s). It serves one version of the code and "
+            "forks from it instead of importing again (~1 s). It serves one version of the code and "
             f"environment, and exits after {warm_start.DEFAULT_IDLE_SECONDS / 60:.0f} minutes without a run "
             f"({warm_start.IDLE_ENV}, seconds) or when a newer one starts. {warm_start.ENABLE_ENV}=off "
             "turns it off."

@@ -1,6 +1,6 @@
 """Warm start for `pipeline run`: a run forked from a process that has already imported everything.
 
-A fresh `pipeline run` spends ~1.4 s importing Python, Dagster, pandas and
+A fresh `pipeline run` spends ~1 s importing Python, Dagster, pandas and
 DuckDB before it looks at a file: most of a rerun after one return changed
 (whose own work is a fraction of a second). After a run the command leaves a
 *warm process* behind: it imports the pipeline once, then waits. The next
@@ -377,7 +377,7 @@ RUN_IMPORTS = (
     "dagster._core.execution.execute_in_process",
     "dagster._core.executor.in_process",
     "dagster._core.instance.runs.run_domain",
-    "dagster._core.storage.local_compute_log_manager",
+    "dagster._core.storage.noop_compute_log_manager",
     "dagster._daemon.controller",
     "watchdog.observers.polling",
     "multiprocessing.popen_fork",

@@ -15,7 +15,6 @@ import os
 
 log = logging.getLogger(__name__)
 
-WORKER_MODULE = "pipeline.ingest.batch"  # what the workers run
 # Imported once in the fork server, so every worker starts with them loaded: the
 # worker module and the warehouse's load module, frozen (see worker_preload.py).
 WORKER_PRELOAD = ["pipeline.ingest.worker_preload"]
@@ -47,4 +46,3 @@ def single_threaded() -> bool:
         return len(os.listdir("/proc/self/task")) == 1
     except OSError:
         return False
-

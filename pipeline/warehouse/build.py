@@ -101,12 +101,13 @@ def refresh_marts(con: duckdb.DuckDBPyConnection, periods: list[str] | None = No
     mart table is missing (a new warehouse).
     """
     present = {r[0] for r in con.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()}
-    since = min(periods) if periods else None
-    first = con.execute("select min(period) from core.district_returns").fetchone()[0]
-    if not present.issuperset(MARTS) or periods is None or (since is not None and first is not None and since <= first):
-        since = None
-    elif since is None:  # nothing built: nothing changed
-        return
+    since = None
+    if periods is not None and present.issuperset(MARTS):
+        if not periods:
+            return  # nothing built: nothing changed
+        first = con.execute("select min(period) from core.district_returns").fetchone()[0]
+        if first is not None and min(periods) > first:
+            since = min(periods)
     for name in MARTS:
         refresh_mart(con, name, since)
 
