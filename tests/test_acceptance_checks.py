@@ -283,6 +283,8 @@ def test_cli_run_exits_0_and_asset_checks_warn(tmp_path, monkeypatch):
     assert evaluations["complete"].passed is False and evaluations["complete"].severity == dg.AssetCheckSeverity.WARN
     assert evaluations["no_refusals"].passed is False and evaluations["no_refusals"].severity == dg.AssetCheckSeverity.WARN
     assert evaluations["province_equals_districts"].passed and evaluations["units_match_register"].passed
+    # The run's connections to its logs were closed: SQLite folded its write-ahead logs in.
+    assert not list(home.rglob("*.db-wal"))
 
 
 # --------------------------------------------------------------------------- keeping every version

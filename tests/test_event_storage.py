@@ -187,3 +187,47 @@ def test_tables_once_seen_are_not_looked_up_again(tmp_path, batching_env, monkey
         assert _run(instance, KEYS[:2]).success
     assert looked_up.count("asset_check_executions") == 1
     assert looked_up.count("no_such_table") == 2  # an absent table may yet be made: asked each time
+
+
+def _schema(path) -> tuple:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    try:
+        tables = sorted(con.execute("select type, name, sql from sqlite_master where name not like 'sqlite_%'").fetchall())
+        return tables, con.execute("select version_num from alembic_version").fetchall()
+    finally:
+        con.close()
+
+
+def test_new_run_shards_are_copies_of_one_empty_shard_dagster_made(tmp_path, batching_env):
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "batched").mkdir()
+    with dg.DagsterInstance.local_temp(str(tmp_path / "plain")) as plain:
+        assert _run(plain, KEYS[:2]).success
+        made_by_dagster = plain.event_log_storage.path_for_shard(plain.get_runs()[0].run_id)
+    with dg.DagsterInstance.local_temp(str(tmp_path / "batched")) as batched:
+        assert batch_sqlite_events(batched)
+        assert _run(batched, KEYS[:2]).success and _run(batched, KEYS[2:4]).success
+        storage = batched.event_log_storage
+        shards = [storage.path_for_shard(r.run_id) for r in batched.get_runs()]
+        templates = list((tmp_path / "batched").rglob(".run-shard-template-*.sqlite"))
+        assert len(templates) == 1 and sorted(storage.get_all_run_ids()) == sorted(r.run_id for r in batched.get_runs())
+        assert _schema(templates[0]) == _schema(made_by_dagster)  # same tables, indexes and schema version
+        for shard in shards:
+            assert _schema(shard) == _schema(made_by_dagster)
+        assert len(batched.all_logs(batched.get_runs()[0].run_id)) > 10  # and they hold the runs' events
+    assert not [p for p in (tmp_path / "batched").rglob("*") if p.name.endswith(".part")]
+
+
+def test_a_shard_is_made_by_dagster_when_the_template_cannot_be(tmp_path, batching_env, monkeypatch):
+    def fail(self):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(BatchedSqliteEventLogStorage, "_run_shard_template", fail)
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        assert batch_sqlite_events(instance)
+        assert _run(instance, KEYS[:2]).success
+        run_id = instance.get_runs()[0].run_id
+        assert len(instance.all_logs(run_id)) > 10
+    assert not list(tmp_path.rglob(".run-shard-template-*"))
