@@ -372,17 +372,34 @@ def _open_throwaway_instance() -> None:
 
 # Imported during a run rather than by the pipeline's modules or by opening an instance
 # (run creation, in-process execution, the file watcher, the parse workers' pool).
+# tests/test_warm_start.py fails when a run imports anything the warm process has not.
 RUN_IMPORTS = (
+    "dagster._core.definitions.external_asset",
+    "dagster._core.definitions.repository_definition.repository_data_builder",
     "dagster._core.execution.asset_backfill",
     "dagster._core.execution.execute_in_process",
+    "dagster._core.execution.plan.active",
     "dagster._core.executor.in_process",
     "dagster._core.instance.runs.run_domain",
     "dagster._core.storage.noop_compute_log_manager",
+    "dagster._core.system_config.composite_descent",
     "dagster._daemon.controller",
+    "encodings.cp437",  # zip member names without the UTF-8 flag
+    "encodings.cp1252",
+    "encodings.latin_1",
+    "encodings.utf_16",
+    "encodings.utf_16_be",
+    "encodings.utf_16_le",
+    "encodings.utf_8_sig",
+    "openpyxl.packaging.extended",
     "watchdog.observers.polling",
+    "multiprocessing.forkserver",
     "multiprocessing.popen_fork",
     "multiprocessing.queues",
+    "multiprocessing.resource_tracker",
+    "multiprocessing.spawn",
     "multiprocessing.synchronize",
+    "runpy",
 )
 
 

@@ -160,3 +160,51 @@ def test_a_run_leaves_a_warm_process_that_serves_the_next(warm_env, tmp_path):
     assert stopped.stdout.startswith("asked to stop")
     _wait_for(lambda: not list(folder.glob("*.sock")), "the socket to go")
     assert "no warm process" in _pipeline(other, "warm", "status").stdout
+
+
+_IMPORTS_OF_A_FORKED_RUN = """
+import os, sys
+from pipeline import warm_start
+warm_start._preload()
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    before = set(sys.modules)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the run's own output
+    import pipeline.reports.pdf as pdf
+    pdf.soffice_path = lambda: None  # no LibreOffice: what it would import is not Python's
+    from pipeline import cli
+    code = cli.main(sys.argv[1:])
+    os.write(write, ("%d\\n" % code + "\\n".join(sorted(set(sys.modules) - before))).encode())
+    os._exit(0)
+os.close(write)
+with os.fdopen(read) as fh:
+    print(fh.read())
+os.waitpid(pid, 0)
+"""
+
+
+def test_a_run_forked_from_the_warm_process_imports_nothing(tmp_path):
+    """Whatever a run imports lazily is imported by the warm process beforehand (RUN_IMPORTS),
+    from empty (worker pool, every period) and again after one return changed."""
+    raw = tmp_path / "raw"
+    shutil.copytree(SAMPLE_RAW, raw)
+    env = {
+        **os.environ,
+        "PIPELINE_WARM_START": "off",
+        "PIPELINE_RAW_DIR": str(raw),
+        "PIPELINE_WAREHOUSE": str(tmp_path / "out" / "warehouse.duckdb"),
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+    }
+    for step in ("from empty", "one return changed"):
+        if step == "one return changed":
+            changed = next((raw / "2016-06").glob("*.xlsx"))
+            changed.write_bytes(changed.read_bytes())
+            os.utime(changed, (time.time() + 60, time.time() + 60))
+        out = subprocess.run(
+            [sys.executable, "-c", _IMPORTS_OF_A_FORKED_RUN, "run", "--quiet"],
+            env=env, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1],
+        )  # fmt: skip
+        lines = out.stdout.strip().splitlines()
+        assert lines and lines[0] == "0", out.stderr[-2000:]
+        assert lines[1:] == [], f"{step}: imported during the run: {lines[1:]}"
