@@ -140,3 +140,28 @@ def test_symlinked_period_folder_outside_raw_is_refused(tmp_path):
     files, skipped = scan_period(raw, "2016-06")
     assert files == [] and skipped[0].reason == "unsafe_path"
     assert scan_period(raw, "2016-07") == ([], [])
+
+
+def test_folder_state_follows_what_the_pipeline_records(tmp_path):
+    from pipeline.ingest.discover import period_state
+
+    folder = tmp_path / "2016-06"
+    folder.mkdir()
+    ret = folder / "Chu Se.xlsx"
+    ret.write_bytes(b"x" * 10)
+    os.utime(ret, ns=(1_000_000_000_000, 1_000_000_000_000))
+    first = period_state(tmp_path, "2016-06")
+    assert first.files == 1 and first.newest_mtime == 1000.0
+    assert period_state(tmp_path, "2016-06") == first  # a listing gives one state
+
+    (folder / "~$Chu Se.xlsx").write_bytes(b"lock")  # junk: nobody sent it
+    (folder / ".DS_Store").write_bytes(b"meta")
+    assert period_state(tmp_path, "2016-06").state == first.state
+
+    os.utime(ret, ns=(1_000_000_000_001, 1_000_000_000_001))  # saved again: a nanosecond later
+    touched = period_state(tmp_path, "2016-06")
+    assert touched.state != first.state
+
+    os.symlink(tmp_path / "gone.xlsx", folder / "link.xlsx")  # refused entries count too
+    linked = period_state(tmp_path, "2016-06")
+    assert linked.state != touched.state and linked.files == 2

@@ -41,6 +41,7 @@ class RawFile:
     file_name: str
     size_bytes: int
     modified_at: datetime  # UTC
+    mtime_ns: int = 0  # the same instant, exact (the folder state compares these)
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ def _visit(entry, rel_path, boundary, depth, seen, files, skipped) -> None:
             file_name=rel_path.rsplit("/", 1)[-1],
             size_bytes=st.st_size,
             modified_at=datetime.fromtimestamp(st.st_mtime, tz=UTC),
+            mtime_ns=st.st_mtime_ns,
         )
     )
 
@@ -223,21 +225,21 @@ EMPTY_STATE = listing_hash([])
 def period_state(raw_dir: Path, period: str) -> FolderState:
     """The listing of one period folder as the pipeline will see it, minus junk."""
     files, skipped = scan_period(raw_dir, period)
-    entries: list = []
-    newest = 0.0
-    candidates = [(f.rel_path, f.path, True) for f in files]
-    # Attachments and refused entries are recorded by the pipeline too, so they count;
-    # junk is what nobody sent on purpose.
-    candidates += [(s.rel_path, Path(raw_dir) / s.rel_path, False) for s in skipped if s.reason != "ignored_junk"]
-    for rel_path, path, follow in sorted(candidates):
+    # Files as the scan saw them (it stats each one); attachments and refused entries are
+    # recorded by the pipeline too, so they count; junk is what nobody sent on purpose.
+    entries: list = [[f.rel_path, f.size_bytes, f.mtime_ns] for f in files]
+    for s in skipped:
+        if s.reason == "ignored_junk":
+            continue
         try:
-            st = os.stat(path, follow_symlinks=follow)
+            st = os.stat(Path(raw_dir) / s.rel_path, follow_symlinks=False)
             size, mtime_ns = st.st_size, st.st_mtime_ns
         except OSError:
             # Vanished between listing and stat: the folder is in flux, this state will not repeat.
             size, mtime_ns = -1, time.time_ns()
-        entries.append([rel_path, size, mtime_ns])
-        newest = max(newest, mtime_ns / 1e9)
+        entries.append([s.rel_path, size, mtime_ns])
+    entries.sort()
+    newest = max((mtime_ns for _, _, mtime_ns in entries), default=0) / 1e9
     return FolderState(state=listing_hash(entries), newest_mtime=newest, files=len(entries))
 
 
