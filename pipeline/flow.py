@@ -61,18 +61,21 @@ class Context:
 
 
 @cache
-def _context_for(settings: Settings) -> Context:
-    register = load_register(settings.register, settings.aliases if settings.aliases.exists() else None)
+def _context_for(settings: Settings, register_fingerprint: str) -> Context:
+    # A missing aliases file means no aliases, as its fingerprint says.
+    register = load_register(settings.register, settings.aliases)
     return Context(
         settings=settings,
         register=register,
         matcher=UnitMatcher(register),
-        register_fingerprint=file_digest(settings.register, settings.aliases),
+        register_fingerprint=register_fingerprint,
     )
 
 
 def make_context(settings: Settings) -> Context:
-    return _context_for(settings)
+    """The run's context. Kept per settings and register content: a process that runs many
+    times (the warm process's forks, tests) loads a register again only when its files change."""
+    return _context_for(settings, file_digest(settings.register, settings.aliases))
 
 
 def ingest(ctx: Context, period: str) -> Collected:

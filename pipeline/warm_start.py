@@ -9,7 +9,9 @@ directory and its stdin/stdout/stderr; the warm process forks, and the fork
 runs exactly what the command would have run, writing straight to the
 client's terminal, while the client waits for its exit status and forwards
 Ctrl-C. Each run is still its own process: nothing (Dagster instance,
-caches, connections) is carried from one run to the next, only imported code.
+caches, connections) is carried from one run to the next, only imported code
+and the unit register loaded at start (used only while its files' content is
+unchanged).
 
 Rules that keep this safe:
 
@@ -340,6 +342,10 @@ def _preload() -> None:
         _open_throwaway_instance()
     except Exception as exc:  # noqa: BLE001 - only a head start: a run opens its own instance
         print(f"preload: throwaway Dagster instance: {exc}", flush=True)
+    try:
+        _load_register()
+    except Exception as exc:  # noqa: BLE001 - a run loads it itself (and reports what is wrong)
+        print(f"preload: unit register: {exc}", flush=True)
     # Everything imported lives as long as the process: out of the collector's sight, and
     # not written to by it, so the forks share these pages instead of copying them.
     gc.collect()
@@ -368,6 +374,18 @@ def _open_throwaway_instance() -> None:
                 os.environ.pop("DAGSTER_HOME", None)
             else:
                 os.environ["DAGSTER_HOME"] = saved
+
+
+def _load_register() -> None:
+    """Load the unit register (and its matcher) the runs of this environment use.
+
+    A run forked from here finds it in ``flow.make_context``'s memory, which is
+    keyed by the register's content: a register edited since is loaded anew.
+    """
+    from pipeline import flow
+    from pipeline.config import load_settings
+
+    flow.make_context(load_settings())
 
 
 # Imported during a run rather than by the pipeline's modules or by opening an instance

@@ -141,3 +141,28 @@ def test_settings_paths_are_used(tmp_path, monkeypatch):
     reg = default_register()
     assert list(reg.units["unit_code"]) == ["00001", "00002", "00003"]
     assert list(reg.aliases["alias"]) == ["Hà Ra"]
+
+
+def test_a_context_is_loaded_again_only_when_the_register_changes(tmp_path):
+    import dataclasses
+    import shutil
+
+    from pipeline import flow
+    from tests.conftest import ALIASES, REGISTER, make_settings
+
+    register, aliases = tmp_path / "units.csv", tmp_path / "aliases.csv"
+    shutil.copyfile(REGISTER, register)
+    shutil.copyfile(ALIASES, aliases)
+    settings = dataclasses.replace(make_settings(tmp_path), register=register, aliases=aliases)
+    first = flow.make_context(settings)
+    assert flow.make_context(settings) is first  # unchanged files: kept
+
+    text = register.read_text(encoding="utf-8")
+    register.write_text(text.replace(",Yên Đỗ,", ",Yên Đỗ Mới,", 1), encoding="utf-8")
+    renamed = flow.make_context(settings)
+    assert renamed is not first and renamed.register_fingerprint != first.register_fingerprint
+    assert "Yên Đỗ Mới" in set(renamed.register.units["unit_name"])
+
+    aliases.unlink()  # a missing aliases file means no aliases, as the fingerprint says
+    bare = flow.make_context(settings)
+    assert bare is not renamed and bare.register.aliases.empty
