@@ -56,9 +56,9 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new entry in ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file's content, or a folder's entries (a rename or a new file in it), to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -102,7 +102,7 @@ def _atomic_write(path: Path, data: bytes | None = None, source: Path | None = N
         Path(tmp).unlink(missing_ok=True)
         raise
     if durable:
-        fsync_dir(path.parent)
+        fsync_path(path.parent)
 
 
 class Archive:
@@ -128,7 +128,7 @@ class Archive:
                 with open(target, "rb") as fh:
                     os.fsync(fh.fileno())
             for folder in {t.parent for t in self._unsynced}:
-                fsync_dir(folder)
+                fsync_path(folder)
         self._unsynced = []
 
     def object_path(self, sha256: str, suffix: str) -> str:

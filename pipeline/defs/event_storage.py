@@ -50,6 +50,8 @@ from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool, SingletonThreadPool
 
+from pipeline.archive import fsync_path
+
 # Large enough that a range of partitions is always one batch (Dagster flushes at its end).
 EVENT_BATCH_SIZE = "100000"
 
@@ -111,7 +113,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         try:
             template = self._run_shard_template()
             shutil.copyfile(template, tmp)
-            _fsync(tmp)  # SQLite's later commits assume the file they extend is on disk
+            fsync_path(tmp)  # SQLite's later commits assume the file they extend is on disk
             os.link(tmp, target)  # never over a shard that appeared meanwhile
         except OSError:
             pass
@@ -136,7 +138,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         try:
             if os.path.exists(f"{tmp}-wal") and os.path.getsize(f"{tmp}-wal"):
                 raise OSError("the template's log was not folded into it")
-            _fsync(tmp)
+            fsync_path(tmp)
             os.replace(tmp, path)
         finally:
             for leftover in (tmp, f"{tmp}-wal", f"{tmp}-shm"):
@@ -189,14 +191,6 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         # One statement each: SQLite returns one inserted id per statement.
         with db_result(conn, self.prepare_insert_event(event)) as result:
             return result.inserted_primary_key[0]
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _relaxed_sync(dbapi_connection, _record) -> None:

@@ -25,6 +25,7 @@ from typing import Iterator
 
 import duckdb
 
+from pipeline.archive import fsync_path
 from pipeline.runner import crash_point
 
 SQL_DIR = Path(__file__).with_name("sql")
@@ -61,10 +62,10 @@ def building(published: Path, work_dir: Path) -> Iterator[duckdb.DuckDBPyConnect
             yield con
             con.execute("checkpoint")
             con.close()
-            _fsync(working)
+            fsync_path(working)
             crash_point("build_before_publish")  # test-only: built and durable, not yet published
             os.replace(working, published)
-            _fsync(published.parent)
+            fsync_path(published.parent)
         except BaseException:
             con.close()
             working.unlink(missing_ok=True)
@@ -79,15 +80,6 @@ def _fold_wal(published: Path) -> None:
             con.execute("checkpoint")
         finally:
             con.close()
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file, or a folder's entries (after a rename), to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def refresh_marts(con: duckdb.DuckDBPyConnection, periods: list[str] | None = None) -> None:
