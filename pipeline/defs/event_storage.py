@@ -115,7 +115,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             shutil.copyfile(template, tmp)
             fsync_path(tmp)  # SQLite's later commits assume the file they extend is on disk
             os.link(tmp, target)  # never over a shard that appeared meanwhile
-        except OSError:
+        except (OSError, db.exc.SQLAlchemyError):  # the template's making failed too: Dagster makes the shard
             pass
         finally:
             if os.path.exists(tmp):
