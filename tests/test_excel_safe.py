@@ -106,6 +106,49 @@ def test_like_copies_style_and_keeps_formulas_as_text():
     assert not first.quotePrefix  # the template's own style is untouched
 
 
+def test_a_style_written_again_is_the_same_as_written_the_slow_way():
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+
+    bold, right = Font(name="Times New Roman", bold=True), Alignment(horizontal="right")
+    fill = PatternFill("solid", fgColor="FFF2CC")
+    wb = Workbook()
+    ws = wb.active
+    first = write_cell(ws, 1, 1, 5, font=bold, alignment=right, number_format="#,##0")
+    again = write_cell(ws, 2, 1, 6, font=bold, alignment=right, number_format="#,##0")
+    assert list(again._style) == list(first._style)
+    # A cell with a style of its own keeps what is not given, as a plain assignment would.
+    ws.cell(3, 1).fill = fill
+    kept = write_cell(ws, 3, 1, 7, font=bold, alignment=right, number_format="#,##0")
+    assert kept.fill.fgColor.rgb == "00FFF2CC" and kept.font.b and kept.number_format == "#,##0"
+    # Equal-looking but distinct objects give the same look; other objects another one.
+    other = write_cell(ws, 4, 1, 8, font=Font(name="Times New Roman", italic=True), alignment=right)
+    assert other.font.i and not other.font.b and other.number_format == "General"
+    # A formula-like text on a remembered style is still text, and does not change the style remembered.
+    text = write_cell(ws, 5, 1, "=1+1", font=bold, alignment=right, number_format="#,##0")
+    assert text.data_type == "s" and text.quotePrefix
+    plain = write_cell(ws, 6, 1, 9, font=bold, alignment=right, number_format="#,##0")
+    assert not plain.quotePrefix and list(plain._style) == list(first._style)
+    # Another workbook has its own style lists: nothing remembered in one applies to the other.
+    other_wb = Workbook()
+    elsewhere = write_cell(other_wb.active, 1, 1, 5, font=bold, alignment=right, number_format="#,##0")
+    assert elsewhere.font.b and elsewhere.alignment.horizontal == "right" and elsewhere.number_format == "#,##0"
+
+
+def test_style_memory_is_bounded(monkeypatch):
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    from pipeline.reports import excel_safe
+
+    monkeypatch.setattr(excel_safe, "_STYLE_MEMORY", 3)
+    wb = Workbook()
+    for row in range(1, 11):  # a writer making a new Font for every cell
+        cell = write_cell(wb.active, row, 1, row, font=Font(size=8 + row))
+        assert cell.font.sz == 8 + row
+    assert len(wb._write_cell_styles) == 3
+
+
 def test_stamp_survives_the_save_and_is_none_where_there_is_none(tmp_path):
     wb = openpyxl.Workbook()
     stamp_workbook(wb, "abc123")

@@ -97,3 +97,21 @@ def test_name_phrases():
     assert unit_phrase("Thị trấn Phú Túc", "thi_tran") == "thị trấn Phú Túc"
     assert unit_phrase("Yên Đỗ", "phuong") == "phường Yên Đỗ"
     assert unit_phrase("Yên Đỗ", None) == "Yên Đỗ"
+
+
+def _many_hd28(districts: int, units_each: int) -> pd.DataFrame:
+    rows = [(f"{d:03d}", f"Huyện Số {d}", f"Xã {d}-{u}", "xa") for d in range(districts) for u in range(units_each)]
+    return hd28_frame(rows)
+
+
+def test_many_hd28_units_are_counted_per_district_and_left_to_the_annex():
+    text = province_paragraph(by_type(PUBLISHED, hd28=60), _many_hd28(12, 5), period="2016-06")[1]
+    assert "Trong đó, Đảng bộ huyện Số 0 có 5 đơn vị, Đảng bộ huyện Số 1 5 đơn vị," in text
+    assert "Xã 0-1" not in text and "huyện Số 11 5 đơn vị (danh sách tại biểu “Chi bộ HD28”)." in text
+
+
+def test_hundreds_of_districts_fit_in_one_sentence():
+    # A national register: 3,000 units over 600 districts once overflowed the cell (32,767 characters).
+    text = province_paragraph(by_type(PUBLISHED, hd28=3000), _many_hd28(600, 5), period="2016-06")[1]
+    assert "Các chi bộ này thuộc 600 đảng bộ huyện, thị xã, thành phố; danh sách tại biểu “Chi bộ HD28”." in text
+    assert len(text) < 500 and "Huyện Số" not in text

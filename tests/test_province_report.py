@@ -131,6 +131,19 @@ def test_charts_and_print_setup(report):
     assert wb[SHEET_DISTRICTS].print_title_rows
 
 
+def test_hundreds_of_districts_get_their_table_but_no_chart(tmp_path, monkeypatch):
+    from pipeline.reports import province_report
+
+    monkeypatch.setattr(province_report, "MAX_DISTRICTS_CHARTED", 2)  # three districts here: too many to chart
+    path = write(tmp_path)
+    with zipfile.ZipFile(path) as zf:
+        charts = [n for n in zf.namelist() if n.startswith("xl/charts/chart")]
+        xml = b"".join(zf.read(n) for n in charts).decode()
+    assert len(charts) == 1 and "'Báo cáo'!$D$" in xml and "Theo huyện" not in xml
+    wb = openpyxl.load_workbook(path)
+    assert len(table_after(wb[SHEET_DISTRICTS], "STT", 3)) == 3
+
+
 def test_no_formulas_even_with_hostile_names(tmp_path):
     path = write(tmp_path, district_b=PAYLOAD, unit="@SUM(A1:A2)")
     assert_no_formulas(path)

@@ -81,6 +81,9 @@ def write_cell(ws: Worksheet, row: int, col: int, value: Any, **style: Any):
         # The whole style of another cell, copied as is: assigning style objects
         # hashes each one against the workbook's list, ~20x slower per cell.
         cell._style = copy(like._style)
+    given = {key: spec for key, spec in style.items() if spec is not None}
+    if given:
+        _apply_style(ws.parent, cell, given)
     value = safe_value(value)
     cell.value = value
     if is_formula_like(value):
@@ -88,10 +91,35 @@ def write_cell(ws: Worksheet, row: int, col: int, value: Any, **style: Any):
         # quotePrefix keeps Excel from re-parsing the text when a user edits it.
         cell.data_type = "s"
         cell.quotePrefix = True
-    for key, spec in style.items():
-        if spec is not None:
-            setattr(cell, key, spec)
     return cell
+
+
+# Styles remembered per workbook (the style indexes point into its own lists); a bound keeps a
+# writer that makes new style objects for every cell from growing the memory for nothing.
+_STYLE_MEMORY = 4096
+
+
+def _apply_style(wb, cell, given: dict[str, Any]) -> None:
+    """Set ``given`` style attributes on ``cell``; the same combination again is copied whole.
+
+    openpyxl hashes every style object it is given against the workbook's
+    lists, field by field: ~80 µs a cell, most of the time of writing a long
+    table. A combination is known by the cell's style before and the identity
+    of the objects given (the memory holds them, so an identity is never
+    reused): style objects are treated as immutable, as every writer here
+    uses them (make a new one rather than change one already written).
+    """
+    memory = wb.__dict__.setdefault("_write_cell_styles", {})
+    before = cell._style  # None until a style is set
+    key = (tuple(before) if before is not None else (), *((k, v if isinstance(v, str) else id(v)) for k, v in given.items()))
+    known = memory.get(key)
+    if known is not None:
+        cell._style = copy(known[0])
+        return
+    for k, v in given.items():
+        setattr(cell, k, v)
+    if len(memory) < _STYLE_MEMORY:
+        memory[key] = (copy(cell._style), tuple(given.values()))
 
 
 # Custom document property naming what a generated workbook was made from (see

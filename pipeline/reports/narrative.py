@@ -20,6 +20,13 @@ UNIT_TYPES = ("xa", "phuong", "thi_tran")
 UNIT_TYPE_WORDS = {"xa": "xã", "phuong": "phường", "thi_tran": "thị trấn"}
 UNIT_TYPE_LABELS = {"xa": "Xã", "phuong": "Phường", "thi_tran": "Thị trấn", "total": "Toàn tỉnh"}
 
+# A sentence names every Guidance-28 unit up to this many (a province has a handful), else only
+# each district's count, up to this many districts; beyond that the report's annex lists them.
+MAX_UNITS_NAMED = 40
+MAX_DISTRICTS_NAMED = 40
+# The report sheet that lists the Guidance-28 cells (province_report.SHEET_HD28).
+HD28_SHEET = "Chi bộ HD28"
+
 # District names in the register carry their class ("Huyện Chư Păh"); inside a
 # sentence the class is lower case: "Đảng bộ huyện Chư Păh".
 _DISTRICT_CLASS = re.compile(r"^(huyện|thị xã|thành phố)\s+", re.IGNORECASE)
@@ -151,13 +158,30 @@ def hd28_paragraph(hd28: pd.DataFrame, by_type: pd.DataFrame) -> str:
     share = pct(n, all_units)
     if share is not None:
         text += f", chiếm {fmt_pct(share, drop_zero=True)}% tổng số {all_text}"
-    parts = []
-    for i, (district, group) in enumerate(cells.groupby("district_name", sort=False)):
-        units = ", ".join(unit_phrase(r.unit_name, r.unit_type) for r in group.itertuples())
-        # The Board writes "có" only after the first district of the list.
-        verb = "có " if i == 0 else ""
-        parts.append(f"{district_party_name(district)} {verb}{fmt_int(len(group))} đơn vị ({units})")
-    text += ". Trong đó, " + ", ".join(parts) + "."
+    # One pass over plain columns, districts in order of first appearance (as groupby(sort=False)).
+    by_district: dict[str, list[tuple[object, object]]] = {}
+    for district, unit, unit_type in zip(cells["district_name"], cells["unit_name"], cells["unit_type"]):
+        by_district.setdefault(district, []).append((unit, unit_type))
+    list_units = n <= MAX_UNITS_NAMED
+    if list_units or len(by_district) <= MAX_DISTRICTS_NAMED:
+        parts = []
+        for i, (district, units) in enumerate(by_district.items()):
+            # The Board writes "có" only after the first district of the list.
+            verb = "có " if i == 0 else ""
+            part = f"{district_party_name(district)} {verb}{fmt_int(len(units))} đơn vị"
+            if list_units:
+                part += " (" + ", ".join(unit_phrase(u, t) for u, t in units) + ")"
+            parts.append(part)
+        text += ". Trong đó, " + ", ".join(parts)
+        if not list_units:
+            text += f" (danh sách tại biểu “{HD28_SHEET}”)"
+        text += "."
+    else:
+        # Hundreds of districts (a national register): a sentence cannot list them; the annex does.
+        text += (
+            f". Các chi bộ này thuộc {fmt_int(len(by_district))} đảng bộ huyện, thị xã, thành phố; "
+            f"danh sách tại biểu “{HD28_SHEET}”."
+        )
 
     if total is not None:
         hd10 = _count(total, "cells_hd10")

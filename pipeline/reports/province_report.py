@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +26,7 @@ from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
 from .excel_safe import write_cell
-from .narrative import UNIT_TYPE_LABELS, UNIT_TYPES, period_phrase, province_paragraph
+from .narrative import HD28_SHEET, UNIT_TYPE_LABELS, UNIT_TYPES, period_phrase, province_paragraph
 from .vn_format import fmt_date, fmt_date_long
 
 FONT = "Times New Roman"
@@ -48,7 +49,7 @@ _STATUS_FILLS = {
 
 SHEET_REPORT = "Báo cáo"
 SHEET_DISTRICTS = "Theo huyện"
-SHEET_HD28 = "Chi bộ HD28"
+SHEET_HD28 = HD28_SHEET  # the narrative refers to it by name
 SHEET_STATUS = "Tình hình gửi báo cáo"
 
 _THIN = Side(style="thin")
@@ -56,6 +57,8 @@ _BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 _WRAP_CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
 _WRAP_LEFT = Alignment(horizontal="left", vertical="center", wrap_text=True)
 _CENTER = Alignment(horizontal="center", vertical="center")
+_RIGHT = Alignment(horizontal="right", vertical="center")
+_JUSTIFY = Alignment(horizontal="justify", vertical="top", wrap_text=True)
 
 # Measured on LibreOffice's PDF output: a line of Times New Roman 12 holds ~1.3
 # characters per column-width unit (1.15 leaves slack for Excel), ~15.5 points high.
@@ -79,9 +82,14 @@ _BY_TYPE = (
     ("Theo HD 10", "cells_hd10", INT_FORMAT),
 )
 _BY_TYPE_WIDTHS = (14, 9, 12, 9, 12, 11, 11, 9, 9)
+# A bar per district reads up to a few dozen districts (a province has 17); hundreds (a national
+# register) would make pages of bars no one reads, so the table on its sheet stands alone.
+MAX_DISTRICTS_CHARTED = 60
 
 
+@lru_cache(maxsize=64)
 def _font(size: int = 12, **kw) -> Font:
+    """One Font object per look: write_cell knows a style it has written by its objects."""
     return Font(name=FONT, size=size, **kw)
 
 
@@ -102,7 +110,7 @@ def _paragraph(ws: Worksheet, row: int, last_col: int, text: str) -> None:
     """A justified paragraph over columns A..last_col, tall enough for its lines."""
     width = sum(ws.column_dimensions[get_column_letter(c)].width for c in range(1, last_col + 1))
     _text_row(ws, row, 1, last_col, text, font=_font(),
-              align=Alignment(horizontal="justify", vertical="top", wrap_text=True),
+              align=_JUSTIFY,
               height=_lines(text, width) * _LINE_POINTS + 4)
 
 
@@ -136,7 +144,7 @@ def _figure_cells(ws: Worksheet, row: int, first_col: int, record, columns, *, b
     for offset, (_, key, fmt) in enumerate(columns):
         value = record.get(key) if key else None
         write_cell(ws, row, first_col + offset, value,
-                   font=_font(12, bold=bold), alignment=Alignment(horizontal="right", vertical="center"),
+                   font=_font(12, bold=bold), alignment=_RIGHT,
                    border=_BOX, number_format=fmt)
 
 
@@ -375,7 +383,7 @@ def write_province_report(
                          Reference(report, min_col=1, min_row=first, max_row=last))
     row = _signature(report, row + 1, layout["last_col"])
     first, last = district_rows
-    if last >= first:
+    if first <= last < first + MAX_DISTRICTS_CHARTED:
         # The district chart is an annex: it starts a page after the signature.
         report.row_breaks.append(Break(id=row))
         _bar_chart(report, row + 1, "Biểu đồ 2. Tỷ lệ đơn vị đã thành lập chi bộ cơ quan theo huyện, thị xã, thành phố (%)",
