@@ -312,6 +312,13 @@ class UnitMatcher:
             register.districts["district_code"], register.districts["district_name"], register.districts["short_name"]
         ):
             self._district_keys[code] = district_key(short) or district_key(name)
+        # Several districts could share a key only in a broken register; such a
+        # key is ambiguous and never matches.
+        key_counts = Counter(self._district_keys.values())
+        self._district_by_key: dict[str, str] = {
+            k: d for d, k in self._district_keys.items() if k and key_counts[k] == 1
+        }
+        self._longest_district_key = max((len(k) for k in self._district_by_key), default=0)
         self._district_d_aware: dict[str, str] = {
             code: _d_aware("".join(_strip_district_prefix(_tokens(short))))
             for code, short in zip(register.districts["district_code"], register.districts["short_name"])
@@ -427,11 +434,7 @@ class UnitMatcher:
     def _district_spans(self, tokens: list[str]) -> list[tuple[int, int, str]]:
         """(start, end, district) where consecutive whole tokens spell a district key."""
         plain = [_plain(t) for t in tokens]
-        wanted = {k: d for d, k in self._district_keys.items() if k}
-        # Several districts could share a key only in a broken register; such a
-        # key is ambiguous and never matches.
-        counts = Counter(self._district_keys.values())
-        longest = max((len(k) for k in wanted), default=0)
+        wanted, longest = self._district_by_key, self._longest_district_key
         spans = []
         for i in range(len(plain)):
             acc = ""
@@ -439,7 +442,7 @@ class UnitMatcher:
                 acc += plain[j]
                 if len(acc) > longest:
                     break
-                if acc in wanted and counts[acc] == 1:
+                if acc in wanted:
                     spans.append((i, j + 1, wanted[acc]))
         return spans
 
@@ -499,10 +502,13 @@ class UnitMatcher:
         letters = _plain("".join(tokens))
         spans = []
         for d, k in self._district_keys.items():
-            if not k:
+            # A substring test first: a national register has hundreds of districts, a name few.
+            if not k or k not in letters:
                 continue
-            for m in re.finditer(re.escape(k), letters):
-                spans.append((m.start(), m.end(), d))
+            start = letters.find(k)
+            while start != -1:
+                spans.append((start, start + len(k), d))
+                start = letters.find(k, start + len(k))  # non-overlapping, as re.finditer
         return self._pick(spans)
 
     # -------------------------------------------------------- suggestions
