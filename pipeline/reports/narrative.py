@@ -158,10 +158,12 @@ def hd28_paragraph(hd28: pd.DataFrame, by_type: pd.DataFrame) -> str:
     share = pct(n, all_units)
     if share is not None:
         text += f", chiếm {fmt_pct(share, drop_zero=True)}% tổng số {all_text}"
-    # One pass over plain columns, districts in order of first appearance (as groupby(sort=False)).
+    # One pass over plain columns, districts in order of first appearance and without a
+    # missing name, as groupby(sort=False) gave them.
     by_district: dict[str, list[tuple[object, object]]] = {}
     for district, unit, unit_type in zip(cells["district_name"], cells["unit_name"], cells["unit_type"]):
-        by_district.setdefault(district, []).append((unit, unit_type))
+        if not pd.isna(district):
+            by_district.setdefault(district, []).append((unit, unit_type))
     list_units = n <= MAX_UNITS_NAMED
     if list_units or len(by_district) <= MAX_DISTRICTS_NAMED:
         parts = []
