@@ -248,6 +248,19 @@ def _str_is_numeric(v: str) -> bool:
     return bool(s) and bool(_NUMBER_TEXT_RE.match(s))
 
 
+def _all_blank(values: list[Any]) -> bool:
+    """``all(map(_blank, values))`` without a call per cell (the body walk asks it of every row)."""
+    for v in values:
+        if v is not None and not (isinstance(v, str) and not v.strip()):
+            return False
+    return True
+
+
+def _at(row: list[Any], c: int | None) -> Any:
+    """The value in column ``c`` of one row; None past its end or for no column."""
+    return row[c] if c is not None and 0 <= c < len(row) else None
+
+
 def _cell(rows: list[list[Any]], r: int, c: int) -> Any:
     if 0 <= r < len(rows) and 0 <= c < len(rows[r]):
         return rows[r][c]
@@ -389,7 +402,7 @@ def _find_header(sheet: Sheet):
     n = min(len(rows), limit + 1)
     width = max((len(rows[r]) for r in range(n)), default=0)
     merges = _Merges(sheet, limit + 1, width)
-    label_counts = [sum(map(_is_label, rows[r])) for r in range(n)]
+    label_counts = [sum(map(_str_is_label, [v for v in rows[r] if isinstance(v, str)])) for r in range(n)]
     # A merged range gives at most one column label per row it covers.
     ranges_in_row = [0] * n
     for (r0, _), (r1, _) in set(merges.at.values()):
@@ -433,13 +446,9 @@ def _find_header(sheet: Sheet):
 
 
 def _is_totals(row: list[Any], columns: dict[str, int], span: range) -> bool:
-    probes = [columns.get("unit_name"), columns.get("stt")]
-    first = next((c for c in span if not _blank(_cell([row], 0, c))), None)
-    probes.append(first)
-    for c in probes:
-        if c is None:
-            continue
-        v = _cell([row], 0, c)
+    first = next((c for c, v in enumerate(row[span.start : span.stop], span.start) if not _blank(v)), None)
+    for c in (columns.get("unit_name"), columns.get("stt"), first):
+        v = _at(row, c)
         if isinstance(v, str) and _TOTAL_RE.match(label_key(v)):
             return True
     return False
@@ -490,14 +499,14 @@ def _body(rows: list[list[Any]], start: int, columns: dict[str, int], span: rang
     totals: list[int] = []
     r = start
     # The column-number row sits right under the header, possibly after a blank row.
-    while r < len(rows) and all(_blank(_cell(rows, r, c)) for c in span):
+    while r < len(rows) and _all_blank(rows[r][span.start : span.stop]):
         r += 1
     if r < len(rows) and _is_number_row([_cell(rows, r, c) for c in span]):
         r += 1
     blank_run = 0
     for r in range(r, len(rows)):
         row = rows[r]
-        if all(_blank(_cell(rows, r, c)) for c in span):
+        if _all_blank(row[span.start : span.stop]):
             blank_run += 1
             continue
         if _is_signature(row, columns):
@@ -543,7 +552,7 @@ def _is_subtotal(row: list[Any], columns: dict[str, int], span: range) -> bool:
 def _title_lines(rows: list[list[Any]], end: int) -> list[str]:
     lines = []
     for r in range(end):
-        parts = [_text(v) for v in rows[r] if not _blank(v)]
+        parts = [_text(v) for v in rows[r] if v is not None and not (isinstance(v, str) and not v.strip())]
         if parts:
             lines.append(" ".join(parts))
     return lines
