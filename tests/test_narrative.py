@@ -105,9 +105,9 @@ def _many_hd28(districts: int, units_each: int) -> pd.DataFrame:
 
 
 def test_many_hd28_units_are_counted_per_district_and_left_to_the_annex():
-    text = province_paragraph(by_type(PUBLISHED, hd28=60), _many_hd28(12, 5), period="2016-06")[1]
-    assert "Trong đó, Đảng bộ huyện Số 0 có 5 đơn vị, Đảng bộ huyện Số 1 5 đơn vị," in text
-    assert "Xã 0-1" not in text and "huyện Số 11 5 đơn vị (danh sách tại biểu “Chi bộ HD28”)." in text
+    text = province_paragraph(by_type(PUBLISHED, hd28=72), _many_hd28(12, 6), period="2016-06")[1]
+    assert "Trong đó, Đảng bộ huyện Số 0 có 6 đơn vị, Đảng bộ huyện Số 1 6 đơn vị," in text
+    assert "Xã 0-1" not in text and "huyện Số 11 6 đơn vị (danh sách tại biểu “Chi bộ HD28”)." in text
 
 
 def test_hundreds_of_districts_fit_in_one_sentence():

@@ -22,7 +22,7 @@ UNIT_TYPE_LABELS = {"xa": "Xã", "phuong": "Phường", "thi_tran": "Thị trấ
 
 # A sentence names every Guidance-28 unit up to this many (a province has a handful), else only
 # each district's count, up to this many districts; beyond that the report's annex lists them.
-MAX_UNITS_NAMED = 40
+MAX_UNITS_NAMED = 60
 MAX_DISTRICTS_NAMED = 40
 # The report sheet that lists the Guidance-28 cells (province_report.SHEET_HD28).
 HD28_SHEET = "Chi bộ HD28"
