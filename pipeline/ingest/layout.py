@@ -468,9 +468,9 @@ def _signature_text(v: Any) -> bool:
 def _is_signature(row: list[Any], columns: dict[str, int]) -> bool:
     # A unit row that mentions "xác nhận" or a date in its note still has its counts and its name.
     for fld in ("total_members", "cell_members"):
-        if fld in columns and _is_numeric(_cell([row], 0, columns[fld])):
+        if fld in columns and _is_numeric(_at(row, columns[fld])):
             return False
-    name = _cell([row], 0, columns["unit_name"]) if "unit_name" in columns else None
+    name = _at(row, columns.get("unit_name"))
     if not _blank(name) and not _signature_text(name):
         return False
     return any(_signature_text(v) for v in row)
@@ -478,20 +478,20 @@ def _is_signature(row: list[Any], columns: dict[str, int]) -> bool:
 
 def _is_section(row: list[Any], columns: dict[str, int], span: range) -> bool:
     for fld in ("total_members", "cell_members"):
-        if fld in columns and _is_numeric(_cell([row], 0, columns[fld])):
+        if fld in columns and _is_numeric(_at(row, columns[fld])):
             return False
-    name = _cell([row], 0, columns["unit_name"]) if "unit_name" in columns else None
-    texts = [name] if not _blank(name) else [v for c in span if isinstance(v := _cell([row], 0, c), str) and v.strip()]
+    name = _at(row, columns.get("unit_name"))
+    texts = [name] if not _blank(name) else [v for c in span if isinstance(v := _at(row, c), str) and v.strip()]
     return bool(texts) and bool(_SECTION_RE.match(label_key(texts[-1])))
 
 
 def _looks_like_unit(row: list[Any], columns: dict[str, int], span: range) -> bool:
-    name = _cell([row], 0, columns["unit_name"]) if "unit_name" in columns else None
+    name = _at(row, columns.get("unit_name"))
     if _blank(name):
         return False
     if _UNIT_PREFIX_RE.match(label_key(name)):
         return True
-    return any(_is_numeric(_cell([row], 0, c)) for c in span if c != columns.get("unit_name"))
+    return any(_is_numeric(_at(row, c)) for c in span if c != columns.get("unit_name"))
 
 
 def _body(rows: list[list[Any]], start: int, columns: dict[str, int], span: range):
@@ -543,7 +543,7 @@ def _pick_totals(rows: list[list[Any]], totals: list[int], columns: dict[str, in
 
 def _is_subtotal(row: list[Any], columns: dict[str, int], span: range) -> bool:
     for c in [columns.get("unit_name"), columns.get("stt"), *span]:
-        v = _cell([row], 0, c) if c is not None else None
+        v = _at(row, c)
         if isinstance(v, str) and v.strip():
             return bool(_SUBTOTAL_RE.match(label_key(v)))
     return False
