@@ -73,10 +73,12 @@ RUN_TIME_ENV_PREFIXES = ("SSH_", "TMUX")
 PACKAGE_DIR = Path(__file__).resolve().parent
 _LENGTH = struct.Struct("!I")
 _WAKE_SECONDS = 2.0  # how often an idle warm process checks whether it should go
+_RUN_WAKE_SECONDS = 0.2  # how often it looks whether its runs have ended (then it readies LibreOffice)
 _CONNECT_WAIT_SECONDS = 120.0  # a warm process still importing answers within this
 
 
 _forked_run = False  # set in a run forked from the warm process
+_active_runs: set[int] = set()  # in the warm process: the runs it forked that have not ended
 
 
 def forked_run() -> bool:
@@ -310,9 +312,10 @@ def status() -> list[str]:
         reply = _ask(sock_path, {"status": True})
         if reply:
             serves = "serves runs from here" if reply["key"] == key else "other code or environment"
+            office = f"LibreOffice {reply['office']} kept for the PDFs; " if reply.get("office") else ""
             lines.append(
                 f"pid {reply['pid']}: {serves}; {reply['runs']} run(s), idle {reply['idle']:.0f} s "
-                f"of {reply['idle_limit']:.0f}; log {sock_path.with_suffix('.log')}"
+                f"of {reply['idle_limit']:.0f}; {office}log {sock_path.with_suffix('.log')}"
             )
     return lines or ["no warm process (the next `pipeline run` runs in-process and leaves one)"]
 
@@ -444,12 +447,17 @@ def serve(key: str) -> None:
     started = time.monotonic()
     _preload()  # requests wait in the backlog meanwhile
     print(f"ready after {time.monotonic() - started:.2f} s", flush=True)
-    listener.settimeout(_WAKE_SECONDS)
     last_used = time.monotonic()
     runs = 0
+    office: int | None = None  # the spare LibreOffice's pid
     try:
         while True:
             _reap()
+            # Between runs, a LibreOffice waits for the next one's PDFs (its ~1 s start is most
+            # of a one-file rerun otherwise); while a run is active, it is looked at often.
+            if not _active_runs:
+                office = _keep_office(office)
+            listener.settimeout(_RUN_WAKE_SECONDS if _active_runs else _WAKE_SECONDS)
             if not _still_current(sock_path, inode, current, key):
                 print("replaced or removed: exiting", flush=True)
                 return
@@ -460,7 +468,8 @@ def serve(key: str) -> None:
                 conn, _ = listener.accept()
             except TimeoutError:
                 continue
-            state = {"runs": runs, "idle": time.monotonic() - last_used, "idle_limit": idle_limit}
+            state = {"runs": runs, "idle": time.monotonic() - last_used, "idle_limit": idle_limit,
+                     "office": None if _active_runs else office}
             served = _handle(conn, listener, key, state)
             if served == "run":
                 runs += 1
@@ -470,6 +479,7 @@ def serve(key: str) -> None:
                 return
     finally:
         listener.close()
+        _stop_office()
         try:
             if sock_path.stat().st_ino == inode:
                 sock_path.unlink()
@@ -502,6 +512,29 @@ def _reap() -> None:
             return
         if pid == 0:
             return
+        _active_runs.discard(pid)
+
+
+def _keep_office(previous: int | None) -> int | None:
+    """A spare LibreOffice for the next run's reports (``pdf.keep_spare``): its pid, None without."""
+    from pipeline.reports import pdf
+
+    if pdf.soffice_path() is None:
+        return None
+    try:
+        pid = pdf.keep_spare()
+    except Exception as exc:  # noqa: BLE001 - only a head start: a run starts its own
+        print(f"spare LibreOffice: {exc}", flush=True)
+        return None
+    if pid is not None and pid != previous:
+        print(f"LibreOffice {pid} started for the next run's PDFs", flush=True)
+    return pid
+
+
+def _stop_office() -> None:
+    from pipeline.reports import pdf
+
+    pdf.cool_down()
 
 
 def _handle(conn: socket.socket, listener: socket.socket, key: str, state: dict) -> str | None:
@@ -530,6 +563,7 @@ def _handle(conn: socket.socket, listener: socket.socket, key: str, state: dict)
         if pid == 0:
             listener.close()
             _run_forked(conn, request, fds)  # never returns
+        _active_runs.add(pid)
         print(f"run {pid}: pipeline {' '.join(request['argv'])}", flush=True)
         return "run"
     except (OSError, EOFError, ValueError):

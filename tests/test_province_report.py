@@ -232,3 +232,91 @@ def test_a_run_killed_outright_leaves_no_libreoffice_behind(tmp_path):
     while (_office_processes(profile) or profile.parent.exists()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _office_processes(profile) and not profile.parent.exists()
+
+
+def _in_fork(body) -> int:
+    """Run ``body()`` in a forked child (as the warm process forks a run); its exit status."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = body()
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice not installed")
+def test_a_forked_run_renders_through_its_parents_spare_and_the_parent_replaces_it(tmp_path, report):
+    """The warm process keeps a LibreOffice between runs; the run it forks hands its PDFs to it."""
+    assert pdf.keep_spare()
+    spare = pdf._warm
+    assert pdf.keep_spare() and pdf._warm is spare  # ready and unclaimed: kept as it is
+
+    def run():
+        pdf.warm_up()  # as a run does: the parent's spare, claimed, instead of a start of its own
+        if pdf._warm is not spare or spare.claimer != os.getpid():
+            return 3
+        out = pdf.to_pdf(report, tmp_path / "pdf")
+        return 0 if out is not None and out.read_bytes().startswith(b"%PDF") else 4
+
+    try:
+        assert _in_fork(run) == 0
+        assert spare.home.exists() and spare.claimed()  # the run left it to its owner
+        assert pdf.keep_spare()  # used up: replaced by a new one, the old one cleared away
+        assert pdf._warm is not spare and not spare.home.exists() and not _office_processes(spare.profile)
+    finally:
+        pdf.cool_down()
+    assert pdf._warm is None
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice not installed")
+def test_a_spare_serves_one_run_and_a_run_that_converts_nothing_hands_it_back(tmp_path):
+    assert pdf.keep_spare()
+    spare = pdf._warm
+
+    def claim_and_leave_it():
+        pdf.warm_up()
+        claimed = spare.claimer == os.getpid()
+        pdf.cool_down()  # end of a run whose reports needed no PDF: never ends its parent's instance
+        return 0 if claimed else 3
+
+    def claim_and_keep_it():
+        pdf.warm_up()
+        return 0 if spare.claimer == os.getpid() else 3
+
+    def find_it_taken():
+        pdf.warm_up()  # taken by another run: a LibreOffice of its own instead
+        own = pdf._warm
+        ok = own is not spare and own.owner == os.getpid() and own.running()
+        pdf.cool_down()
+        return 0 if ok and not own.home.exists() else 3
+
+    try:
+        assert _in_fork(claim_and_leave_it) == 0
+        assert spare.running() and not spare.claimed()
+        assert _in_fork(claim_and_keep_it) == 0
+        assert spare.claimed()
+        assert _in_fork(find_it_taken) == 0
+        assert spare.running()  # nobody but its owner ends it
+    finally:
+        pdf.cool_down()
+    assert not spare.home.exists() and not _office_processes(spare.profile)
+
+
+def test_alive_tells_a_zombie_from_a_running_process():
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        assert pdf._alive(child.pid)
+        child.stdin.close()  # it exits; not waited for yet, it is a zombie
+        deadline = time.monotonic() + 10
+        while pdf._alive(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not pdf._alive(child.pid)
+    finally:
+        child.wait()
+    assert not pdf._alive(child.pid)

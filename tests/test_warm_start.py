@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import warm_start
+from pipeline.reports import pdf
 from tests.conftest import SAMPLE_RAW
 
 
@@ -120,6 +121,9 @@ def test_a_run_leaves_a_warm_process_that_serves_the_next(warm_env, tmp_path):
     assert len(logs) == 1
     _wait_for(lambda: "ready after" in logs[0].read_text(), "the warm process to import")
     assert "serves runs from here" in _pipeline(warm_env, "warm", "status").stdout
+    if shutil.which("soffice"):  # a LibreOffice waits for the next run's PDFs
+        _wait_for(lambda: "started for the next run's PDFs" in logs[0].read_text(), "a spare LibreOffice")
+        assert "kept for the PDFs" in _pipeline(warm_env, "warm", "status").stdout
 
     # A return changed: the run forked from the warm process gives the same summary as a fresh one.
     changed = next((Path(warm_env["PIPELINE_RAW_DIR"]) / "2016-06").glob("*.xlsx"))
@@ -149,6 +153,8 @@ def test_a_run_leaves_a_warm_process_that_serves_the_next(warm_env, tmp_path):
     assert again.returncode == 0 and "222" in again.stdout
     assert logs[0].read_text().count("\nrun ") == 4
 
+    spares = _spare_offices(logs[0].read_text())  # its log goes with it, below
+
     # Another environment is another warm process: this one is replaced and goes.
     other = {**warm_env, "PIPELINE_WARM_IDLE": "121"}
     assert _pipeline(other, "run", "--quiet").returncode == 0  # in-process: nothing serves this key yet
@@ -159,7 +165,15 @@ def test_a_run_leaves_a_warm_process_that_serves_the_next(warm_env, tmp_path):
     stopped = _pipeline(other, "warm", "stop")
     assert stopped.stdout.startswith("asked to stop")
     _wait_for(lambda: not list(folder.glob("*.sock")), "the socket to go")
+    # Every spare LibreOffice went with its warm process (the replaced one's and this one's).
+    spares += [pid for log in folder.glob("*.log") for pid in _spare_offices(log.read_text())]
+    _wait_for(lambda: not any(pdf._alive(pid) for pid in spares), "the spare LibreOffice to end")
     assert "no warm process" in _pipeline(other, "warm", "status").stdout
+
+
+def _spare_offices(log: str) -> list[int]:
+    """The pids of the spare LibreOffices a warm process's log names."""
+    return [int(line.split()[1]) for line in log.splitlines() if line.endswith("started for the next run's PDFs")]
 
 
 _IMPORTS_OF_A_FORKED_RUN = """

@@ -9,7 +9,9 @@ run`` calls it once it knows there is work (while Dagster is imported), the
 warehouse step calls it for runs launched otherwise (the sensor, the
 schedule, the UI); ``to_pdfs`` then hands the conversion to that instance (LibreOffice passes a
 second start with the same profile on to the running one) and falls back to a
-start of its own when the instance is not there or not ready.
+start of its own when the instance is not there or not ready. The warm
+process (``pipeline.warm_start``) keeps one between runs (``keep_spare``):
+the run it forks borrows it instead of starting its own.
 """
 
 from __future__ import annotations
@@ -71,20 +73,68 @@ class _Watcher:
 
 
 class _WarmOffice:
-    """A headless LibreOffice with a private profile, started ahead of need; it quits after one conversion."""
+    """A headless LibreOffice with a private profile, started ahead of need; it quits after one conversion.
+
+    Its starter (``owner``) ends it and removes its folder. A process forked from
+    the owner (a run forked from the warm process, ``pipeline.warm_start``) may
+    *borrow* it: it claims it first (a file created exclusively in its folder, so
+    two runs never hand work to one instance) and never ends it; the conversion
+    does, and the owner clears up once its runs are over.
+    """
 
     def __init__(self, soffice: str) -> None:
-        self.tmp = tempfile.TemporaryDirectory(prefix="soffice-warm-", dir=_scratch_root())
-        self.home = Path(self.tmp.name)
+        self.owner = os.getpid()
+        self.claimer: int | None = None  # the process that claimed it, as far as this process knows
+        # A plain folder rather than a TemporaryDirectory: a fork's exit would run the
+        # latter's finaliser and delete the profile under the instance its owner keeps.
+        self.home = Path(tempfile.mkdtemp(prefix="soffice-warm-", dir=_scratch_root()))
         self.profile = self.home / "profile"
         nice = shutil.which("nice")
         cmd = [soffice, f"-env:UserInstallation={self.profile.as_uri()}", "--headless", "--norestore", "--nolockcheck"]
         # Low priority: it starts while the run parses on every core and only needs to be ready for the reports.
-        self.proc = subprocess.Popen(
-            [nice, "-n", "19", *cmd] if nice else cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, env={**os.environ, "HOME": str(self.home)},
-        )  # fmt: skip
+        try:
+            self.proc = subprocess.Popen(
+                [nice, "-n", "19", *cmd] if nice else cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True, env={**os.environ, "HOME": str(self.home)},
+            )  # fmt: skip
+        except OSError:
+            shutil.rmtree(self.home, ignore_errors=True)
+            raise
         self.watcher = _Watcher(self.proc.pid, self.home)
+
+    def running(self) -> bool:
+        if self.owner == os.getpid():
+            return self.proc.poll() is None
+        return _alive(self.proc.pid)  # not this process's child: it cannot wait for it
+
+    def claimed(self) -> bool:
+        return (self.home / "claimed").exists()
+
+    def claim(self) -> bool:
+        """Take it for this process's conversion; False when another process took it first."""
+        if self.claimer == os.getpid():
+            return True
+        try:
+            os.close(os.open(self.home / "claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except OSError:
+            return False
+        self.claimer = os.getpid()
+        return True
+
+    def usable(self) -> bool:
+        """Running, and this process's to use: its own, or claimed for it now."""
+        if self.owner == os.getpid():
+            return self.running()
+        return self.running() and self.claim()
+
+    def let_go(self, used: bool) -> None:
+        """Done with it: the owner ends it; a borrower leaves it to the owner, handing
+        back its claim when it converted nothing (the instance is still fresh)."""
+        if self.owner == os.getpid():
+            self.close()
+        elif self.claimer == os.getpid() and not used:
+            self.claimer = None
+            (self.home / "claimed").unlink(missing_ok=True)
 
     def close(self) -> None:
         try:  # the whole session: soffice.bin may outlive the launcher that was started
@@ -93,18 +143,39 @@ class _WarmOffice:
             pass
         self.proc.wait()
         self.watcher.cancel()
-        self.tmp.cleanup()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (for a process that is not our child)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        # "pid (comm) S ...": the state follows the last ")" (the name may hold one).
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 _warm: _WarmOffice | None = None
 
 
 def warm_up() -> None:
-    """Start LibreOffice now for this process's next ``to_pdfs`` (no-op without LibreOffice)."""
+    """Start LibreOffice now for this process's next ``to_pdfs`` (no-op without LibreOffice),
+    unless an instance is ready for it already (its own, or its parent's spare, claimed)."""
     global _warm
     soffice = soffice_path()
-    if soffice is None or _warm is not None:
+    if soffice is None:
         return
+    if _warm is not None:
+        if _warm.usable():
+            return
+        warm, _warm = _warm, None
+        warm.let_go(used=False)
     try:
         _warm = _WarmOffice(soffice)
     except OSError as exc:
@@ -113,12 +184,26 @@ def warm_up() -> None:
     atexit.register(cool_down)  # never outlive this process, whether or not a conversion came
 
 
+def keep_spare() -> int | None:
+    """For a process that forks runs (the warm process), between runs: have an instance
+    ready that the next run borrows. Its process id; None without one.
+
+    Call it only while no run it forked is active: an instance a run claimed is
+    then used up (or never will be) and is replaced.
+    """
+    global _warm
+    if not (_warm is not None and _warm.owner == os.getpid() and _warm.running() and not _warm.claimed()):
+        cool_down()
+        warm_up()
+    return _warm.proc.pid if _warm is not None else None
+
+
 def cool_down() -> None:
-    """Stop the instance ``warm_up`` started, if it is still running."""
+    """Let go of the instance ``warm_up`` started or claimed: end it if this process started it."""
     global _warm
     if _warm is not None:
         warm, _warm = _warm, None
-        warm.close()
+        warm.let_go(used=False)
 
 
 def _take_warm() -> _WarmOffice | None:
@@ -129,8 +214,8 @@ def _take_warm() -> _WarmOffice | None:
     """
     global _warm
     warm, _warm = _warm, None
-    if warm is not None and warm.proc.poll() is not None:
-        warm.close()
+    if warm is not None and not warm.usable():
+        warm.let_go(used=False)
         return None
     return warm
 
@@ -169,7 +254,7 @@ def to_pdfs(xlsx_paths: list[Path], out_dir: Path | None = None, timeout: float 
         done = _convert(soffice, paths, out_dir, timeout, warm)
     finally:
         if warm is not None:
-            warm.close()
+            warm.let_go(used=True)
     missing = [p for p in paths if p not in done]
     if warm is not None and missing:  # the warm instance let us down: once more, on our own
         log.info("LibreOffice started ahead converted %d of %d workbook(s); converting the rest anew", len(done), len(paths))
