@@ -177,11 +177,14 @@ def console_main() -> None:
     code = warm_start.run_warm(argv) if is_run else None
     ran_here = code is None
     if ran_here:
+        lock = warm_start.announce_in_process_run() if is_run else None
         code = main(argv)
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
     if is_run and ran_here:
+        if lock is not None:
+            os.close(lock)
         warm_start.start_warm_process(environ)
     os._exit(code)
 

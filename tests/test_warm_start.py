@@ -76,6 +76,67 @@ def test_no_warm_process_means_run_in_process(tmp_path, monkeypatch):
     assert warm_start.status() == ["warm start is off (PIPELINE_WARM_START=off)"]
 
 
+def test_a_warm_process_still_importing_is_not_waited_for(monkeypatch):
+    """Left by a run that has just ended, it would make the next run wait for its import."""
+    import socket
+    import threading
+
+    runtime = Path(tempfile.mkdtemp(prefix="warm-", dir="/tmp"))  # a socket's path is short
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("PIPELINE_WARM_START", "on")
+    sock_path, _, _ = warm_start._paths(warm_start.runtime_dir(), warm_start.code_key())
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sock_path))
+    listener.listen(1)  # bound and listening, as while it imports
+    listener.settimeout(0.2)
+    try:
+        assert warm_start.run_warm(["run"]) is None
+        with pytest.raises(TimeoutError):
+            listener.accept()  # it was not even asked
+        warm_start._ready_path(sock_path).write_text("1")  # imported: now it is asked
+        asked = []
+
+        def answer():
+            conn, _ = listener.accept()
+            socket.recv_fds(conn, 4, 3)
+            asked.append(True)
+            conn.close()  # and refuses (no reply): the client runs in-process
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        assert warm_start.run_warm(["run"]) is None
+        thread.join()
+        assert asked
+    finally:
+        listener.close()
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_a_new_warm_process_imports_only_once_runs_in_process_have_ended(monkeypatch):
+    import threading
+
+    runtime = Path(tempfile.mkdtemp(prefix="warm-", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("PIPELINE_WARM_START", "on")
+    monkeypatch.setattr(warm_start, "_IMPORT_GRACE_SECONDS", 0)
+    folder = warm_start.runtime_dir()
+    try:
+        run = warm_start.announce_in_process_run()  # a run in-process is under way
+        assert run is not None
+        waited = threading.Event()
+        thread = threading.Thread(target=lambda: (warm_start._wait_for_runs_in_process(folder), waited.set()))
+        thread.start()
+        assert not waited.wait(0.5)  # the warm process does not import meanwhile
+        os.close(run)  # the run ends
+        assert waited.wait(10)
+        thread.join()
+        again = warm_start.announce_in_process_run()  # never keeps a run waiting
+        assert again is not None
+        os.close(again)
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
 def _pipeline(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", *args], env=env, capture_output=True, text=True, timeout=300
