@@ -529,6 +529,7 @@ def serve(key: str) -> None:
             if served == "run":
                 runs += 1
                 last_used = time.monotonic()
+                _retry_office()
             elif served == "stop":
                 print("asked to stop: exiting", flush=True)
                 return
@@ -591,7 +592,15 @@ def _keep_office(previous: int | None) -> int | None:
         return None
     if pid is not None and pid != previous:
         print(f"LibreOffice {pid} started for the next run's PDFs", flush=True)
+    elif pid is None and previous is not None:
+        print(f"LibreOffice {previous} ended by itself: none kept until the next run", flush=True)
     return pid
+
+
+def _retry_office() -> None:
+    from pipeline.reports import pdf
+
+    pdf.retry_spare()
 
 
 def _stop_office() -> None:

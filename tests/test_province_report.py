@@ -320,3 +320,21 @@ def test_alive_tells_a_zombie_from_a_running_process():
     finally:
         child.wait()
     assert not pdf._alive(child.pid)
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice not installed")
+def test_a_spare_that_ends_by_itself_is_not_restarted_until_a_run_comes():
+    """A broken LibreOffice must not be started again every few seconds for ten idle minutes."""
+    assert pdf.keep_spare()
+    spare = pdf._warm
+    try:
+        os.killpg(spare.proc.pid, signal.SIGKILL)  # ends unused, as a broken installation would
+        spare.proc.wait()
+        assert pdf.keep_spare() is None and pdf._warm is None
+        assert pdf.keep_spare() is None  # still none at the next wake
+        pdf.retry_spare()  # a run came
+        assert pdf.keep_spare() is not None
+    finally:
+        pdf.cool_down()
+        pdf.retry_spare()
+    assert not spare.home.exists()

@@ -184,18 +184,36 @@ def warm_up() -> None:
     atexit.register(cool_down)  # never outlive this process, whether or not a conversion came
 
 
+_spare_retry = True  # False once a spare ended by itself, until ``retry_spare``
+
+
 def keep_spare() -> int | None:
     """For a process that forks runs (the warm process), between runs: have an instance
     ready that the next run borrows. Its process id; None without one.
 
     Call it only while no run it forked is active: an instance a run claimed is
-    then used up (or never will be) and is replaced.
+    then used up (or never will be) and is replaced. One that ended by itself,
+    unused (LibreOffice broken, or killed), is not started again until
+    ``retry_spare``: a broken installation is not restarted every few seconds.
     """
-    global _warm
-    if not (_warm is not None and _warm.owner == os.getpid() and _warm.running() and not _warm.claimed()):
+    global _spare_retry
+    if _warm is not None and _warm.owner == os.getpid():
+        if _warm.running() and not _warm.claimed():
+            return _warm.proc.pid
+        if not _warm.claimed():
+            log.warning("LibreOffice kept for the next run ended by itself (exit %s)", _warm.proc.returncode)
+            _spare_retry = False
         cool_down()
-        warm_up()
+    if not _spare_retry:
+        return None
+    warm_up()
     return _warm.proc.pid if _warm is not None else None
+
+
+def retry_spare() -> None:
+    """A run has come: ``keep_spare`` may start an instance again after one ended by itself."""
+    global _spare_retry
+    _spare_retry = True
 
 
 def cool_down() -> None:
