@@ -226,12 +226,16 @@ def test_a_run_killed_outright_leaves_no_libreoffice_behind(tmp_path):
     while not _office_processes(profile) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _office_processes(profile)  # LibreOffice started ahead
+    sockets = pdf._office_sockets(profile)
+    while not any(s.is_socket() for s in sockets) and time.monotonic() < deadline:
+        time.sleep(0.1)
     run.kill()
     run.wait()
     deadline = time.monotonic() + 15
-    while (_office_processes(profile) or profile.parent.exists()) and time.monotonic() < deadline:
+    while (_office_processes(profile) or profile.parent.exists() or any(s.exists() for s in sockets)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _office_processes(profile) and not profile.parent.exists()
+    assert not any(s.exists() for s in sockets)  # LibreOffice killed leaves its socket: the watcher removes it
 
 
 def _in_fork(body) -> int:
@@ -338,3 +342,26 @@ def test_a_spare_that_ends_by_itself_is_not_restarted_until_a_run_comes():
         pdf.cool_down()
         pdf.retry_spare()
     assert not spare.home.exists()
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice not installed")
+def test_libreoffice_leaves_nothing_in_the_shared_temporary_folder(tmp_path, report):
+    """Killed, LibreOffice leaves its socket in /tmp (one per run, for good) unless removed; its
+    temporary files go to its own folder."""
+    import tempfile
+    import time
+
+    shared = Path(tempfile.gettempdir())
+    before = set(shared.iterdir())
+    pdf.warm_up()
+    warm = pdf._warm
+    sockets = pdf._office_sockets(warm.profile)
+    deadline = time.monotonic() + 30
+    while not any(s.is_socket() for s in sockets) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any(s.is_socket() for s in sockets)  # the name is LibreOffice's own
+    pdf.cool_down()  # SIGKILL: LibreOffice does not remove it itself
+    assert not any(s.exists() for s in sockets)
+    assert pdf.to_pdf(report, tmp_path / "pdf") is not None  # a start of its own, which quits normally
+    left = {p for p in set(shared.iterdir()) - before if "OSL_PIPE" in p.name or p.name.startswith("lu")}
+    assert not left

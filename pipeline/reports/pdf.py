@@ -17,6 +17,7 @@ the run it forks borrows it instead of starting its own.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
 import os
 import shutil
@@ -37,11 +38,40 @@ def _scratch_root() -> str | None:
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
-# Waits for process $1 to end (gone, or a zombie), then kills process group $2 and removes folder $3.
+# Waits for process $1 to end (gone, or a zombie), then kills process group $2 and removes
+# folder $3 and LibreOffice's sockets $4 and $5.
 _WATCH_SCRIPT = (
     'while [ -e "/proc/$1" ] && ! grep -qs "^State:[[:space:]]*Z" "/proc/$1/status"; do sleep 1; done; '
-    'kill -9 -"$2" 2>/dev/null; rm -rf "$3"'
+    'kill -9 -"$2" 2>/dev/null; rm -rf "$3"; rm -f "$4" "$5"'
 )
+
+
+def _office_sockets(profile: Path) -> list[Path]:
+    """Where LibreOffice puts the socket of its instance on ``profile``: it removes it when it
+    quits, but one killed leaves it, and /tmp would gather one for every run.
+
+    The name is LibreOffice's (desktop/source/app/officeipcthread.cxx): an MD5 of the profile's
+    URL in UTF-16, each byte in hex without padding; /tmp, or /var/tmp when /tmp is not writable.
+    """
+    digest = hashlib.md5(profile.as_uri().encode("utf-16-le")).digest()  # noqa: S324 - a name, not security
+    name = f"OSL_PIPE_{os.getuid()}_SingleOfficeIPC_{''.join(f'{b:x}' for b in digest)}"
+    return [Path("/tmp") / name, Path("/var/tmp") / name]
+
+
+def _remove_sockets(profile: Path) -> None:
+    for path in _office_sockets(profile):
+        try:
+            if path.is_socket():
+                path.unlink()
+        except OSError:
+            pass
+
+
+def _office_env(home: Path) -> dict[str, str]:
+    """LibreOffice's environment: its home and temporary files in its own folder, which goes with it."""
+    tmp = home / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return {**os.environ, "HOME": str(home), "TMPDIR": str(tmp)}
 
 
 class _Watcher:
@@ -55,11 +85,12 @@ class _Watcher:
     nothing meanwhile; ``cancel`` ends it when the run cleans up after itself.
     """
 
-    def __init__(self, group: int, folder: Path) -> None:
+    def __init__(self, group: int, folder: Path, profile: Path | None) -> None:
         self.proc = None
+        sockets = _office_sockets(profile) if profile is not None else ["", ""]
         try:
             self.proc = subprocess.Popen(
-                ["sh", "-c", _WATCH_SCRIPT, "pdf-watch", str(os.getpid()), str(group), str(folder)],
+                ["sh", "-c", _WATCH_SCRIPT, "pdf-watch", str(os.getpid()), str(group), str(folder), *map(str, sockets)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip
@@ -95,12 +126,12 @@ class _WarmOffice:
         try:
             self.proc = subprocess.Popen(
                 [nice, "-n", "19", *cmd] if nice else cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True, env={**os.environ, "HOME": str(self.home)},
+                start_new_session=True, env=_office_env(self.home),
             )  # fmt: skip
         except OSError:
             shutil.rmtree(self.home, ignore_errors=True)
             raise
-        self.watcher = _Watcher(self.proc.pid, self.home)
+        self.watcher = _Watcher(self.proc.pid, self.home, self.profile)
 
     def running(self) -> bool:
         if self.owner == os.getpid():
@@ -144,6 +175,7 @@ class _WarmOffice:
         self.proc.wait()
         self.watcher.cancel()
         shutil.rmtree(self.home, ignore_errors=True)
+        _remove_sockets(self.profile)
 
 
 def _alive(pid: int) -> bool:
@@ -305,13 +337,16 @@ def _convert(soffice: str, paths: list[Path], out_dir: Path | None, timeout: flo
         ]
         # Own session so a timeout can kill soffice.bin too, not just the wrapper script.
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                env={**os.environ, "HOME": str(home)})
-        watcher = _Watcher(proc.pid, tmp_dir)
+                                env=_office_env(home))
+        # A borrowed instance (``warm``) is its owner's to end, and its socket with it.
+        watcher = _Watcher(proc.pid, tmp_dir, profile if warm is None else None)
         try:
             _, stderr = proc.communicate(timeout=timeout + 10 * (len(paths) - 1))
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
+            if warm is None:  # a borrowed instance's socket is its owner's to clear
+                _remove_sockets(profile)
             log.warning("soffice timed out on %d workbook(s)", len(paths))
             return {}
         finally:
