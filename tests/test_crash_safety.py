@@ -43,6 +43,22 @@ TABLES = {
 RUN_COLUMNS = {"first_seen_at", "built_at", "run_id"}
 
 
+_RUN_TMP: list[Path] = []  # the killed runs' temporary folder (see _killed_runs_tmp)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _killed_runs_tmp():
+    """A run killed outright leaves its temporary files (the parse workers' socket folder,
+    Dagster's): in a folder of this module's, not in the machine's /tmp. Short, for the socket."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="crash-", dir="/tmp"))
+    _RUN_TMP.append(folder)
+    yield
+    _RUN_TMP.remove(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _env(raw: Path, out: Path, kill_at: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "PIPELINE_TEST_KILL_AT")}
     env.update(
@@ -50,6 +66,8 @@ def _env(raw: Path, out: Path, kill_at: str | None = None) -> dict[str, str]:
         PIPELINE_WAREHOUSE=str(out / "warehouse.duckdb"),
         PATH=str(Path(sys.executable).parent),  # no soffice: no PDF
     )
+    if _RUN_TMP:
+        env["TMPDIR"] = str(_RUN_TMP[-1])
     if kill_at:
         env["PIPELINE_TEST_KILL_AT"] = kill_at
     return env

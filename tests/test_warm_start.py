@@ -160,6 +160,7 @@ def warm_env(tmp_path):
     env = {
         **os.environ,
         "XDG_RUNTIME_DIR": str(runtime),
+        "TMPDIR": str(runtime),  # what a run killed outright leaves goes with the fixture
         "PIPELINE_WARM_START": "on",
         "PIPELINE_WARM_IDLE": "120",
         "PIPELINE_RAW_DIR": str(raw),
@@ -251,6 +252,8 @@ if pid == 0:
     from pipeline import cli
     code = cli.main(sys.argv[1:])
     os.write(write, ("%d\\n" % code + "\\n".join(sorted(set(sys.modules) - before))).encode())
+    import atexit
+    atexit._run_exitfuncs()  # as _run_forked does: the worker pool's temporary folder goes
     os._exit(0)
 os.close(write)
 with os.fdopen(read) as fh:
