@@ -25,7 +25,7 @@ Rules that keep this safe:
   the next run starts a new warm process; the old one sees it is no longer
   current and exits.
 - One warm process per user; it exits after ``PIPELINE_WARM_IDLE`` seconds
-  (default 600) without a run. Its socket lives in a 0700 folder of the
+  (default 600) after its last run ended. Its socket lives in a 0700 folder of the
   user's (``$XDG_RUNTIME_DIR`` or the temp folder) and it serves only its own uid.
 - ``PIPELINE_WARM_START=off`` turns it off (the test suite does, except the
   tests of this module); ``pipeline warm stop`` ends the warm process.
@@ -516,7 +516,9 @@ def serve(key: str) -> None:
             if not _still_current(sock_path, inode, current, key):
                 print("replaced or removed: exiting", flush=True)
                 return
-            if time.monotonic() - last_used > idle_limit:
+            if _active_runs:  # idle counts from the end of the last run (one may be using its LibreOffice)
+                last_used = time.monotonic()
+            elif time.monotonic() - last_used > idle_limit:
                 print(f"idle for {idle_limit:.0f} s: exiting", flush=True)
                 return
             try:
