@@ -133,8 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="show or stop the warm process that later `pipeline run`s fork from",
         description=(
             "After a run, `pipeline run` leaves a process that has imported the pipeline; the next run "
-            "forks from it instead of importing again (~1 s). It serves one version of the code and "
-            f"environment, and exits after {warm_start.DEFAULT_IDLE_SECONDS / 60:.0f} minutes without a run "
+            "forks from it instead of importing again (~1 s), and borrows the LibreOffice it keeps started "
+            "for the report PDFs. A run that comes while it is still importing runs on its own. It serves "
+            "one version of the code and "
+            f"environment, and exits {warm_start.DEFAULT_IDLE_SECONDS / 60:.0f} minutes after its last run "
             f"({warm_start.IDLE_ENV}, seconds) or when a newer one starts. {warm_start.ENABLE_ENV}=off "
             "turns it off."
         ),
