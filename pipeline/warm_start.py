@@ -499,6 +499,8 @@ def serve(key: str) -> None:
     print(f"warm process {os.getpid()} for key {key}: importing", flush=True)
     started = time.monotonic()
     _preload()  # a status request waits in the backlog meanwhile; a run does not come (no ready file)
+    from pipeline.reports import pdf  # imported by now; not at the top: the client imports only the standard library
+
     ready = _ready_path(sock_path)
     ready.write_text(str(os.getpid()))
     print(f"ready after {time.monotonic() - started:.2f} s", flush=True)
@@ -511,7 +513,7 @@ def serve(key: str) -> None:
             # Between runs, a LibreOffice waits for the next one's PDFs (its ~1 s start is most
             # of a one-file rerun otherwise); while a run is active, it is looked at often.
             if not _active_runs:
-                office = _keep_office(office)
+                office = _keep_office(pdf, office)
             listener.settimeout(_RUN_WAKE_SECONDS if _active_runs else _WAKE_SECONDS)
             if not _still_current(sock_path, inode, current, key):
                 print("replaced or removed: exiting", flush=True)
@@ -531,13 +533,13 @@ def serve(key: str) -> None:
             if served == "run":
                 runs += 1
                 last_used = time.monotonic()
-                _retry_office()
+                pdf.retry_spare()
             elif served == "stop":
                 print("asked to stop: exiting", flush=True)
                 return
     finally:
         listener.close()
-        _stop_office()
+        pdf.cool_down()
         try:
             if sock_path.stat().st_ino == inode:
                 sock_path.unlink()
@@ -581,10 +583,8 @@ def _reap() -> None:
         _active_runs.discard(pid)
 
 
-def _keep_office(previous: int | None) -> int | None:
+def _keep_office(pdf, previous: int | None) -> int | None:
     """A spare LibreOffice for the next run's reports (``pdf.keep_spare``): its pid, None without."""
-    from pipeline.reports import pdf
-
     if pdf.soffice_path() is None:
         return None
     try:
@@ -597,18 +597,6 @@ def _keep_office(previous: int | None) -> int | None:
     elif pid is None and previous is not None:
         print(f"LibreOffice {previous} ended by itself: none kept until the next run", flush=True)
     return pid
-
-
-def _retry_office() -> None:
-    from pipeline.reports import pdf
-
-    pdf.retry_spare()
-
-
-def _stop_office() -> None:
-    from pipeline.reports import pdf
-
-    pdf.cool_down()
 
 
 def _handle(conn: socket.socket, listener: socket.socket, key: str, state: dict) -> str | None:

@@ -39,10 +39,10 @@ def _scratch_root() -> str | None:
 
 
 # Waits for process $1 to end (gone, or a zombie), then kills process group $2 and removes
-# folder $3 and LibreOffice's sockets $4 and $5.
+# folder $3 and LibreOffice's sockets, the arguments after it.
 _WATCH_SCRIPT = (
     'while [ -e "/proc/$1" ] && ! grep -qs "^State:[[:space:]]*Z" "/proc/$1/status"; do sleep 1; done; '
-    'kill -9 -"$2" 2>/dev/null; rm -rf "$3"; rm -f "$4" "$5"'
+    'kill -9 -"$2" 2>/dev/null; rm -rf "$3"; shift 3; rm -f "$@"'
 )
 
 
@@ -87,7 +87,7 @@ class _Watcher:
 
     def __init__(self, group: int, folder: Path, profile: Path | None) -> None:
         self.proc = None
-        sockets = _office_sockets(profile) if profile is not None else ["", ""]
+        sockets = _office_sockets(profile) if profile is not None else []
         try:
             self.proc = subprocess.Popen(
                 ["sh", "-c", _WATCH_SCRIPT, "pdf-watch", str(os.getpid()), str(group), str(folder), *map(str, sockets)],
