@@ -132,9 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
         "warm",
         help="show or stop the warm process that later `pipeline run`s fork from",
         description=(
-            "After a run, `pipeline run` leaves a process that has imported the pipeline; the next run "
-            "forks from it instead of importing again (~1 s), and borrows the LibreOffice it keeps started "
-            "for the report PDFs. A run that comes while it is still importing runs on its own. It serves "
+            "A `pipeline run` that finds none starts a process that imports the pipeline (at idle priority "
+            "while that run runs) and stays; the next run forks from it instead of importing again (~1 s), "
+            "and borrows the LibreOffice it keeps started for the report PDFs. A run that comes while it is "
+            "still importing runs on its own. It serves "
             "one version of the code and "
             f"environment, and exits {warm_start.DEFAULT_IDLE_SECONDS / 60:.0f} minutes after its last run "
             f"({warm_start.IDLE_ENV}, seconds) or when a newer one starts. {warm_start.ENABLE_ENV}=off "
@@ -167,8 +168,8 @@ def console_main() -> None:
     """The `pipeline` command: ``main``, then a quick exit.
 
     `pipeline run` goes to the warm process when there is one (see
-    pipeline/warm_start.py) and otherwise runs here, then leaves one for the
-    next run. Once the output is written and the exit handlers have run (worker
+    pipeline/warm_start.py) and otherwise runs here, starting one for the
+    next run as it begins. Once the output is written and the exit handlers have run (worker
     processes, logging, temporary folders), tearing down the interpreter's
     objects one by one takes about half a second after a run and changes
     nothing outside the process, so it is skipped.
@@ -180,6 +181,8 @@ def console_main() -> None:
     ran_here = code is None
     if ran_here:
         lock = warm_start.announce_in_process_run() if is_run else None
+        if is_run:  # it imports while this run runs, taking only CPU the run leaves idle
+            warm_start.start_warm_process(environ)
         code = main(argv)
     atexit._run_exitfuncs()
     sys.stdout.flush()
@@ -187,7 +190,7 @@ def console_main() -> None:
     if is_run and ran_here:
         if lock is not None:
             os.close(lock)
-        warm_start.start_warm_process(environ)
+        warm_start.start_warm_process(environ)  # unless the one started above answers
     os._exit(code)
 
 

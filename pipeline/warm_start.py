@@ -31,11 +31,13 @@ Rules that keep this safe:
   tests of this module); ``pipeline warm stop`` ends the warm process.
 
 The first run after a change of code or environment is an ordinary in-process
-run; the warm process is started when it ends, so it never competes with a
-run for the CPU: it gives the next run a moment to begin and waits for the
-runs in-process (they hold ``in-process.lock`` shared) before it imports, and
-a run finds it only once it has (``<key>.ready``); until then runs run
-in-process.
+run. It starts the warm process as it begins, so that the run after it (a
+script's next step, a district's corrected return) finds it ready; the warm
+process imports in a thread at the idle scheduling class (``SCHED_IDLE``), which
+takes only CPU the run leaves unused, and a run finds it only once it has
+imported (``<key>.ready``); until then runs run in-process. Its spare
+LibreOffice waits until no run is under way in-process (they hold
+``in-process.lock`` shared).
 """
 
 from __future__ import annotations
@@ -77,12 +79,9 @@ RUN_TIME_ENV_PREFIXES = ("SSH_", "TMUX")
 PACKAGE_DIR = Path(__file__).resolve().parent
 _LENGTH = struct.Struct("!I")
 _WAKE_SECONDS = 2.0  # how often an idle warm process checks whether it should go
-_RUN_WAKE_SECONDS = 0.2  # how often it looks whether its runs have ended (then it readies LibreOffice)
+_RUN_WAKE_SECONDS = 0.2  # how often it looks whether runs have ended (then it readies LibreOffice)
+_IMPORT_WAKE_SECONDS = 0.1  # how often it looks whether its import has finished
 _CONNECT_WAIT_SECONDS = 120.0  # a warm process that has imported answers within this
-# Before it imports, a new warm process gives the run that follows the one that left it (a
-# script's next step) this long to begin, and lets runs in-process finish: two cores shared
-# with its import made a one-file rerun right after a run 0.7 s slower.
-_IMPORT_GRACE_SECONDS = 2.0
 
 
 _forked_run = False  # set in a run forked from the warm process
@@ -149,8 +148,9 @@ def _in_process_lock(folder: Path) -> Path:
 
 
 def announce_in_process_run() -> int | None:
-    """Hold the in-process lock (shared) for this run: a warm process starting meanwhile waits
-    for the run to end before it imports. The descriptor to close after the run; None if off."""
+    """Hold the in-process lock (shared) for this run: the warm process starts no spare
+    LibreOffice while the run's own may be starting. The descriptor to close after the run;
+    None if off."""
     if not enabled():
         return None
     folder = runtime_dir()
@@ -169,12 +169,18 @@ def announce_in_process_run() -> int | None:
     return fd
 
 
-def _wait_for_runs_in_process(folder: Path) -> None:
+def _runs_in_process(folder: Path) -> bool:
+    """Whether a run in-process holds the in-process lock now (tried, never waited for)."""
     import fcntl
 
-    time.sleep(_IMPORT_GRACE_SECONDS)
-    with open(_in_process_lock(folder), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released at once: this only waits for them
+    try:
+        with open(_in_process_lock(folder), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released as the file closes
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _ready_path(sock_path: Path) -> Path:
@@ -365,6 +371,8 @@ def status() -> list[str]:
         if reply:
             serves = "serves runs from here" if reply["key"] == key else "other code or environment"
             office = f"LibreOffice {reply['office']} kept for the PDFs; " if reply.get("office") else ""
+            if reply.get("importing"):
+                serves += " once it has imported (runs run in-process until then)"
             lines.append(
                 f"pid {reply['pid']}: {serves}; {reply['runs']} run(s), idle {reply['idle']:.0f} s "
                 f"of {reply['idle_limit']:.0f}; {office}log {sock_path.with_suffix('.log')}"
@@ -478,6 +486,8 @@ RUN_IMPORTS = (
 
 def serve(key: str) -> None:
     """The warm process: bind, import, then fork a run for each request until idle or replaced."""
+    import threading
+
     folder = runtime_dir()
     if folder is None:
         return
@@ -495,30 +505,43 @@ def serve(key: str) -> None:
     inode = sock_path.stat().st_ino
     current.write_text(key)
     _remove_dead(folder, keep=key)
-    _wait_for_runs_in_process(folder)
+    ready = _ready_path(sock_path)
+    ready.unlink(missing_ok=True)  # one that died left it: runs come once this one has imported
     print(f"warm process {os.getpid()} for key {key}: importing", flush=True)
     started = time.monotonic()
-    _preload()  # a status request waits in the backlog meanwhile; a run does not come (no ready file)
-    from pipeline.reports import pdf  # imported by now; not at the top: the client imports only the standard library
-
-    ready = _ready_path(sock_path)
-    ready.write_text(str(os.getpid()))
-    print(f"ready after {time.monotonic() - started:.2f} s", flush=True)
+    # In a thread of the idle class: the run that started this process goes on at full speed,
+    # and this one stays able to answer a status or stop request meanwhile.
+    importer = threading.Thread(target=_preload_when_idle, name="preload", daemon=True)
+    importer.start()
+    pdf = None  # the PDF module, once imported
     last_used = time.monotonic()
     runs = 0
     office: int | None = None  # the spare LibreOffice's pid
     try:
         while True:
             _reap()
+            if pdf is None and not importer.is_alive():
+                importer.join()  # no other thread left when runs are forked
+                from pipeline.reports import pdf  # imported by now; the client imports only the standard library
+
+                ready.write_text(str(os.getpid()))
+                print(f"ready after {time.monotonic() - started:.2f} s", flush=True)
+                last_used = time.monotonic()
+            # A run in-process (the one that started this process, or any other) may be starting a
+            # LibreOffice of its own, and uses the cores: no spare meanwhile, and no idle time.
+            busy = bool(_active_runs) or _runs_in_process(folder)
             # Between runs, a LibreOffice waits for the next one's PDFs (its ~1 s start is most
             # of a one-file rerun otherwise); while a run is active, it is looked at often.
-            if not _active_runs:
+            if pdf is not None and not busy:
                 office = _keep_office(pdf, office)
-            listener.settimeout(_RUN_WAKE_SECONDS if _active_runs else _WAKE_SECONDS)
+            if pdf is None:
+                listener.settimeout(_IMPORT_WAKE_SECONDS)
+            else:
+                listener.settimeout(_RUN_WAKE_SECONDS if busy else _WAKE_SECONDS)
             if not _still_current(sock_path, inode, current, key):
                 print("replaced or removed: exiting", flush=True)
                 return
-            if _active_runs:  # idle counts from the end of the last run (one may be using its LibreOffice)
+            if busy or pdf is None:  # idle counts from the end of the last run (one may be using its LibreOffice)
                 last_used = time.monotonic()
             elif time.monotonic() - last_used > idle_limit:
                 print(f"idle for {idle_limit:.0f} s: exiting", flush=True)
@@ -528,7 +551,7 @@ def serve(key: str) -> None:
             except TimeoutError:
                 continue
             state = {"runs": runs, "idle": time.monotonic() - last_used, "idle_limit": idle_limit,
-                     "office": None if _active_runs else office}
+                     "office": None if busy else office, "importing": pdf is None}
             served = _handle(conn, listener, key, state)
             if served == "run":
                 runs += 1
@@ -539,7 +562,8 @@ def serve(key: str) -> None:
                 return
     finally:
         listener.close()
-        pdf.cool_down()
+        if pdf is not None:
+            pdf.cool_down()
         try:
             if sock_path.stat().st_ino == inode:
                 sock_path.unlink()
@@ -550,6 +574,24 @@ def serve(key: str) -> None:
                 ready.unlink()
         except OSError:
             pass
+        if importer.is_alive():
+            # Leaving while the import thread is still in an import: the interpreter's own
+            # shutdown would wait for the import lock it holds, or tear modules from under it.
+            sys.stdout.flush()
+            os._exit(0)
+
+
+def _preload_when_idle() -> None:
+    """``_preload`` in the calling thread at the idle scheduling class (Linux: a thread's own).
+
+    The class is the thread's, not the process's: runs forked later from the main thread
+    run at the normal class, and an unprivileged process could not raise it back.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass  # not Linux: a nice value there is the whole process's, and its runs' after it
+    _preload()
 
 
 def _remove_dead(folder: Path, keep: str) -> None:
@@ -617,6 +659,9 @@ def _handle(conn: socket.socket, listener: socket.socket, key: str, state: dict)
             return "stop"
         if request.get("status"):
             _send(conn, {"pid": os.getpid(), "key": key, **state})
+            return None
+        if state["importing"]:  # a run that found a ready file left by one that died: in-process
+            _send(conn, {"refused": "importing"})
             return None
         if request.get("key") != key or len(fds) != len(request.get("fds", [])):
             _send(conn, {"refused": "key"})

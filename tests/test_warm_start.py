@@ -112,28 +112,107 @@ def test_a_warm_process_still_importing_is_not_waited_for(monkeypatch):
         shutil.rmtree(runtime, ignore_errors=True)
 
 
-def test_a_new_warm_process_imports_only_once_runs_in_process_have_ended(monkeypatch):
-    import threading
-
+def test_the_warm_process_sees_runs_in_process_without_holding_them_up(monkeypatch):
     runtime = Path(tempfile.mkdtemp(prefix="warm-", dir="/tmp"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     monkeypatch.setenv("PIPELINE_WARM_START", "on")
-    monkeypatch.setattr(warm_start, "_IMPORT_GRACE_SECONDS", 0)
     folder = warm_start.runtime_dir()
     try:
+        assert not warm_start._runs_in_process(folder)
         run = warm_start.announce_in_process_run()  # a run in-process is under way
         assert run is not None
-        waited = threading.Event()
-        thread = threading.Thread(target=lambda: (warm_start._wait_for_runs_in_process(folder), waited.set()))
-        thread.start()
-        assert not waited.wait(0.5)  # the warm process does not import meanwhile
-        os.close(run)  # the run ends
-        assert waited.wait(10)
-        thread.join()
-        again = warm_start.announce_in_process_run()  # never keeps a run waiting
-        assert again is not None
-        os.close(again)
+        assert warm_start._runs_in_process(folder)  # no spare LibreOffice meanwhile
+        other = warm_start.announce_in_process_run()  # a second run is not kept waiting by the probe
+        assert other is not None
+        os.close(run)
+        assert warm_start._runs_in_process(folder)
+        os.close(other)  # both runs have ended
+        assert not warm_start._runs_in_process(folder)
     finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling classes")
+def test_the_import_runs_at_idle_priority_in_its_own_thread_only(monkeypatch):
+    """Runs forked later from the main thread must run at the normal class (which an
+    unprivileged process could not get back)."""
+    import threading
+
+    seen = {}
+    monkeypatch.setattr(warm_start, "_preload", lambda: seen.setdefault("policy", os.sched_getscheduler(0)))
+    before = os.sched_getscheduler(0)
+    thread = threading.Thread(target=warm_start._preload_when_idle)
+    thread.start()
+    thread.join()
+    assert seen["policy"] == os.SCHED_IDLE
+    assert os.sched_getscheduler(0) == before != os.SCHED_IDLE
+
+
+_SERVE_WITH_A_SLOW_IMPORT = """
+import os, sys, time
+from pathlib import Path
+from pipeline import warm_start
+go = Path(sys.argv[2])
+def preload():
+    while not go.exists():
+        time.sleep(0.02)
+warm_start._preload = preload
+warm_start._keep_office = lambda pdf, previous: None
+warm_start.serve(sys.argv[1])
+"""
+
+
+def test_a_warm_process_answers_while_it_imports_and_serves_runs_only_after(monkeypatch, tmp_path):
+    runtime = Path(tempfile.mkdtemp(prefix="warm-", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("PIPELINE_WARM_START", "on")
+    key = warm_start.code_key()
+    sock_path, log_path, _ = warm_start._paths(warm_start.runtime_dir(), key)
+    ready = warm_start._ready_path(sock_path)
+    go = tmp_path / "go"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-c", _SERVE_WITH_A_SLOW_IMPORT, key, str(go)], stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_for(lambda: "importing" in log_path.read_text(), "the warm process to start importing")
+        status = warm_start.status()
+        assert len(status) == 1 and "once it has imported" in status[0]
+        ready.write_text("1")  # as one that died would have left it: the client asks
+        assert warm_start.run_warm(["run"]) is None  # refused while importing: the run runs in-process
+        assert "run " not in log_path.read_text()
+        go.touch()  # the import ends
+        _wait_for(lambda: "ready after" in log_path.read_text(), "the import to end")
+        assert ready.read_text() == str(server.pid)
+        assert "serves runs from here;" in warm_start.status()[0]
+        assert warm_start.stop() == [server.pid]
+        assert server.wait(timeout=30) == 0
+        assert not ready.exists() and not sock_path.exists()
+    finally:
+        if server.poll() is None:
+            server.kill()
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_a_warm_process_asked_to_stop_while_it_imports_goes_at_once(monkeypatch, tmp_path):
+    runtime = Path(tempfile.mkdtemp(prefix="warm-", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("PIPELINE_WARM_START", "on")
+    key = warm_start.code_key()
+    sock_path, log_path, _ = warm_start._paths(warm_start.runtime_dir(), key)
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-c", _SERVE_WITH_A_SLOW_IMPORT, key, str(tmp_path / "never")],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        _wait_for(lambda: "importing" in log_path.read_text(), "the warm process to start importing")
+        assert warm_start.stop() == [server.pid]
+        assert server.wait(timeout=10) == 0  # not held by the import thread
+        assert not sock_path.exists() and not warm_start._ready_path(sock_path).exists()
+    finally:
+        if server.poll() is None:
+            server.kill()
         shutil.rmtree(runtime, ignore_errors=True)
 
 
@@ -182,7 +261,7 @@ def test_a_run_leaves_a_warm_process_that_serves_the_next(warm_env, tmp_path):
     logs = list(folder.glob("*.log"))
     assert len(logs) == 1
     _wait_for(lambda: "ready after" in logs[0].read_text(), "the warm process to import")
-    assert "serves runs from here" in _pipeline(warm_env, "warm", "status").stdout
+    assert "serves runs from here;" in _pipeline(warm_env, "warm", "status").stdout
     if shutil.which("soffice"):  # a LibreOffice waits for the next run's PDFs
         _wait_for(lambda: "started for the next run's PDFs" in logs[0].read_text(), "a spare LibreOffice")
         assert "kept for the PDFs" in _pipeline(warm_env, "warm", "status").stdout
