@@ -80,7 +80,6 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 _LENGTH = struct.Struct("!I")
 _WAKE_SECONDS = 2.0  # how often an idle warm process checks whether it should go
 _RUN_WAKE_SECONDS = 0.2  # how often it looks whether runs have ended (then it readies LibreOffice)
-_IMPORT_WAKE_SECONDS = 0.1  # how often it looks whether its import has finished
 _CONNECT_WAIT_SECONDS = 120.0  # a warm process that has imported answers within this
 
 
@@ -486,6 +485,7 @@ RUN_IMPORTS = (
 
 def serve(key: str) -> None:
     """The warm process: bind, import, then fork a run for each request until idle or replaced."""
+    import select
     import threading
 
     folder = runtime_dir()
@@ -510,42 +510,49 @@ def serve(key: str) -> None:
     print(f"warm process {os.getpid()} for key {key}: importing", flush=True)
     started = time.monotonic()
     # In a thread of the idle class: the run that started this process goes on at full speed,
-    # and this one stays able to answer a status or stop request meanwhile.
-    importer = threading.Thread(target=_preload_when_idle, name="preload", daemon=True)
+    # and this one stays able to answer a status or stop request meanwhile. It says it is done
+    # on a pipe: the main thread sleeps in select() until then, never waking to take the
+    # interpreter lock from the importing thread.
+    done_read, done_write = os.pipe()
+    importer = threading.Thread(target=_preload_when_idle, args=(done_write,), name="preload", daemon=True)
     importer.start()
     pdf = None  # the PDF module, once imported
+    busy = True
     last_used = time.monotonic()
     runs = 0
     office: int | None = None  # the spare LibreOffice's pid
     try:
         while True:
             _reap()
-            if pdf is None and not importer.is_alive():
-                importer.join()  # no other thread left when runs are forked
-                from pipeline.reports import pdf  # imported by now; the client imports only the standard library
-
-                ready.write_text(str(os.getpid()))
-                print(f"ready after {time.monotonic() - started:.2f} s", flush=True)
-                last_used = time.monotonic()
-            # A run in-process (the one that started this process, or any other) may be starting a
-            # LibreOffice of its own, and uses the cores: no spare meanwhile, and no idle time.
-            busy = bool(_active_runs) or _runs_in_process(folder)
-            # Between runs, a LibreOffice waits for the next one's PDFs (its ~1 s start is most
-            # of a one-file rerun otherwise); while a run is active, it is looked at often.
-            if pdf is not None and not busy:
-                office = _keep_office(pdf, office)
             if pdf is None:
-                listener.settimeout(_IMPORT_WAKE_SECONDS)
+                readable, _, _ = select.select([listener, done_read], [], [])
+                if done_read in readable:
+                    importer.join()  # no other thread left when runs are forked
+                    os.close(done_read)
+                    from pipeline.reports import pdf  # imported by now; the client imports only the standard library
+
+                    ready.write_text(str(os.getpid()))
+                    print(f"ready after {time.monotonic() - started:.2f} s", flush=True)
+                    last_used = time.monotonic()
+                    continue
+                # else a connection, below: a status or stop request is answered, a run refused
             else:
+                # A run in-process (the one that started this process, or any other) may be starting
+                # a LibreOffice of its own, and uses the cores: no spare meanwhile, and no idle time.
+                busy = bool(_active_runs) or _runs_in_process(folder)
+                # Between runs, a LibreOffice waits for the next one's PDFs (its ~1 s start is most
+                # of a one-file rerun otherwise); while a run is active, it is looked at often.
+                if not busy:
+                    office = _keep_office(pdf, office)
                 listener.settimeout(_RUN_WAKE_SECONDS if busy else _WAKE_SECONDS)
-            if not _still_current(sock_path, inode, current, key):
-                print("replaced or removed: exiting", flush=True)
-                return
-            if busy or pdf is None:  # idle counts from the end of the last run (one may be using its LibreOffice)
-                last_used = time.monotonic()
-            elif time.monotonic() - last_used > idle_limit:
-                print(f"idle for {idle_limit:.0f} s: exiting", flush=True)
-                return
+                if not _still_current(sock_path, inode, current, key):
+                    print("replaced or removed: exiting", flush=True)
+                    return
+                if busy:  # idle counts from the end of the last run (one may be using its LibreOffice)
+                    last_used = time.monotonic()
+                elif time.monotonic() - last_used > idle_limit:
+                    print(f"idle for {idle_limit:.0f} s: exiting", flush=True)
+                    return
             try:
                 conn, _ = listener.accept()
             except TimeoutError:
@@ -581,17 +588,22 @@ def serve(key: str) -> None:
             os._exit(0)
 
 
-def _preload_when_idle() -> None:
-    """``_preload`` in the calling thread at the idle scheduling class (Linux: a thread's own).
+def _preload_when_idle(done: int) -> None:
+    """``_preload`` in the calling thread at the idle scheduling class (Linux: a thread's own),
+    then a byte on ``done`` (which it closes).
 
     The class is the thread's, not the process's: runs forked later from the main thread
     run at the normal class, and an unprivileged process could not raise it back.
     """
     try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        pass  # not Linux: a nice value there is the whole process's, and its runs' after it
-    _preload()
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except (AttributeError, OSError):
+            pass  # not Linux: a nice value there is the whole process's, and its runs' after it
+        _preload()
+    finally:
+        os.write(done, b"\n")
+        os.close(done)
 
 
 def _remove_dead(folder: Path, keep: str) -> None:

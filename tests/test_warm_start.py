@@ -141,11 +141,15 @@ def test_the_import_runs_at_idle_priority_in_its_own_thread_only(monkeypatch):
     seen = {}
     monkeypatch.setattr(warm_start, "_preload", lambda: seen.setdefault("policy", os.sched_getscheduler(0)))
     before = os.sched_getscheduler(0)
-    thread = threading.Thread(target=warm_start._preload_when_idle)
+    done_read, done_write = os.pipe()
+    thread = threading.Thread(target=warm_start._preload_when_idle, args=(done_write,))
     thread.start()
     thread.join()
     assert seen["policy"] == os.SCHED_IDLE
     assert os.sched_getscheduler(0) == before != os.SCHED_IDLE
+    assert os.read(done_read, 10) == b"\n"  # it says it is done, and closes its end
+    assert os.read(done_read, 10) == b""
+    os.close(done_read)
 
 
 _SERVE_WITH_A_SLOW_IMPORT = """
