@@ -435,6 +435,23 @@ def changeable(folder: Path) -> Path:
     raise SystemExit(f"no .xlsx/.xlsm/.ods return in {folder} to change for the rerun")
 
 
+# The same machine runs 2-3x slower at some hours than at others (a shared host): a fixed
+# pure-Python loop, timed at the start and at the end, says how fast it was while measured.
+_SPEED: list[float] = []
+
+
+def python_speed(steps: int = 10_000_000) -> float:
+    """Seconds for a fixed pure-Python loop on one core, best of 3 (lower is faster)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(steps):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def machine() -> dict[str, str]:
     cpu = "unknown"
     try:
@@ -465,6 +482,8 @@ def machine() -> dict[str, str]:
         "LibreOffice (PDF reports)": "yes" if shutil.which("soffice") else "no",
         # Other work on the machine skews every timing: say how busy it was.
         "load average at the end (1/5/15 min)": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "single-core speed: 10M-step Python loop at the start / end (s, lower is faster)":
+            " / ".join(f"{x:.2f}" for x in _SPEED) or "not measured",
     }
 
 
@@ -476,6 +495,7 @@ def run_all(
     period folders, e.g. held-out returns): its first ``periods`` periods, the newest half of
     them for N."""
     workers = os.cpu_count() or 1
+    _SPEED[:] = [python_speed()]
     if raw is None:
         if periods < 4 or periods % 2:
             raise SystemExit("--periods must be an even number >= 4 (marginal cost compares N and 2N periods)")
@@ -617,6 +637,7 @@ def run_all(
         )  # fmt: skip
 
     empty_trash(work)
+    _SPEED.append(python_speed())
     report = render(m, n_half, n_full, periods, national, data=data)
     results.write_text(report, encoding="utf-8")
     print("\n" + report)
