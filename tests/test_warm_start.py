@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -166,20 +167,32 @@ warm_start.serve(sys.argv[1])
 """
 
 
-def test_a_warm_process_answers_while_it_imports_and_serves_runs_only_after(monkeypatch, tmp_path):
-    runtime = Path(tempfile.mkdtemp(prefix="warm-", dir="/tmp"))
+@contextlib.contextmanager
+def _warm_process_importing(monkeypatch, go: Path):
+    """A warm process (this environment's key, a private runtime folder) whose import lasts
+    until ``go`` exists: (its process, socket path, log path) once it has begun importing."""
+    runtime = Path(tempfile.mkdtemp(prefix="warm-", dir="/tmp"))  # a socket's path is short
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     monkeypatch.setenv("PIPELINE_WARM_START", "on")
     key = warm_start.code_key()
     sock_path, log_path, _ = warm_start._paths(warm_start.runtime_dir(), key)
-    ready = warm_start._ready_path(sock_path)
-    go = tmp_path / "go"
     with open(log_path, "w") as log:
         server = subprocess.Popen(
             [sys.executable, "-c", _SERVE_WITH_A_SLOW_IMPORT, key, str(go)], stdout=log, stderr=subprocess.STDOUT
         )
     try:
         _wait_for(lambda: "importing" in log_path.read_text(), "the warm process to start importing")
+        yield server, sock_path, log_path
+    finally:
+        if server.poll() is None:
+            server.kill()
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_a_warm_process_answers_while_it_imports_and_serves_runs_only_after(monkeypatch, tmp_path):
+    go = tmp_path / "go"
+    with _warm_process_importing(monkeypatch, go) as (server, sock_path, log_path):
+        ready = warm_start._ready_path(sock_path)
         status = warm_start.status()
         assert len(status) == 1 and "once it has imported" in status[0]
         ready.write_text("1")  # as one that died would have left it: the client asks
@@ -192,32 +205,13 @@ def test_a_warm_process_answers_while_it_imports_and_serves_runs_only_after(monk
         assert warm_start.stop() == [server.pid]
         assert server.wait(timeout=30) == 0
         assert not ready.exists() and not sock_path.exists()
-    finally:
-        if server.poll() is None:
-            server.kill()
-        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def test_a_warm_process_asked_to_stop_while_it_imports_goes_at_once(monkeypatch, tmp_path):
-    runtime = Path(tempfile.mkdtemp(prefix="warm-", dir="/tmp"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    monkeypatch.setenv("PIPELINE_WARM_START", "on")
-    key = warm_start.code_key()
-    sock_path, log_path, _ = warm_start._paths(warm_start.runtime_dir(), key)
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-c", _SERVE_WITH_A_SLOW_IMPORT, key, str(tmp_path / "never")],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        _wait_for(lambda: "importing" in log_path.read_text(), "the warm process to start importing")
+    with _warm_process_importing(monkeypatch, tmp_path / "never") as (server, sock_path, _):
         assert warm_start.stop() == [server.pid]
         assert server.wait(timeout=10) == 0  # not held by the import thread
         assert not sock_path.exists() and not warm_start._ready_path(sock_path).exists()
-    finally:
-        if server.poll() is None:
-            server.kill()
-        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def _pipeline(env: dict, *args: str) -> subprocess.CompletedProcess:
