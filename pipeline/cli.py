@@ -180,10 +180,11 @@ def console_main() -> None:
     code = warm_start.run_warm(argv) if is_run else None
     ran_here = code is None
     if ran_here:
+        args = build_parser().parse_args(argv)  # `run --help` or a mistyped option ends here
         lock = warm_start.announce_in_process_run() if is_run else None
         if is_run:  # it imports while this run runs, taking only CPU the run leaves idle
             warm_start.start_warm_process(environ)
-        code = main(argv)
+        code = args.func(args)
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

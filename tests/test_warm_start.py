@@ -250,6 +250,13 @@ def warm_env(tmp_path):
     shutil.rmtree(runtime, ignore_errors=True)
 
 
+def test_a_mistyped_run_starts_no_warm_process(warm_env):
+    folder = Path(warm_env["XDG_RUNTIME_DIR"]) / f"cbcq-pipeline-{os.getuid()}"
+    wrong = _pipeline(warm_env, "run", "--no-such-option")
+    assert wrong.returncode == 2 and "--no-such-option" in wrong.stderr
+    assert not list(folder.glob("*.log"))  # written before a warm process is started, not after
+
+
 def test_a_run_leaves_a_warm_process_that_serves_the_next(warm_env, tmp_path):
     folder = Path(warm_env["XDG_RUNTIME_DIR"]) / f"cbcq-pipeline-{os.getuid()}"
     first = _pipeline(warm_env, "run", "--quiet")
