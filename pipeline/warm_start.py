@@ -142,7 +142,7 @@ def _paths(folder: Path, key: str) -> tuple[Path, Path, Path]:
 
 
 def _in_process_lock(folder: Path) -> Path:
-    """Held shared by each run in-process; a warm process waits for it before importing."""
+    """Held shared by each run in-process; a warm process starts no spare LibreOffice meanwhile."""
     return folder / "in-process.lock"
 
 
@@ -162,7 +162,7 @@ def announce_in_process_run() -> int | None:
     except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # only a warm process waiting takes it exclusively
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # only a warm process's probe takes it exclusively
     except OSError:
         pass  # held exclusively for the instant a warm process checks: run anyway
     return fd
@@ -224,9 +224,9 @@ def run_warm(argv: list[str]) -> int | None:
     key = code_key()
     sock_path, _, _ = _paths(folder, key)
     if not _ready_path(sock_path).exists():
-        # None, or one still importing (left by a run that has just ended): waiting for its import
-        # and then for LibreOffice to start costs more than this run's own imports (a one-file
-        # rerun of 84 periods right after a run: 3.2-3.4 s that way, 2.7 s in-process).
+        # None, or one still importing: waiting for its import and then for LibreOffice to start
+        # cost more than this run's own imports (a one-file rerun of 84 periods: 3.2-3.4 s that
+        # way, 2.7 s in-process).
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
