@@ -20,6 +20,7 @@ class Outcome:
     district_code: str | None
     errors: int
     warnings: int
+    saved_at: str | None = None  # the workbook's own last-saved time (pipeline.ingest.read.saved_time)
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,12 @@ def decide(versions: list[FileVersion], outcomes: dict[str, Outcome]) -> dict[tu
             accepted_by_district.setdefault(outcome.district_code, []).append(v)
 
     for district, candidates in accepted_by_district.items():
-        candidates.sort(key=lambda v: (v.modified_at, v.first_seen_at, v.path), reverse=True)
+        # Files saved together (attachments saved at once, a zip extracted) share their
+        # modification second; the time the workbook itself was last saved then tells
+        # the correction from the original. A file that does not say loses such a tie.
+        candidates.sort(
+            key=lambda v: (v.modified_at, outcomes[v.sha256].saved_at or "", v.first_seen_at, v.path), reverse=True
+        )
         winner, *older = candidates
         status = "accepted_with_warnings" if outcomes[winner.sha256].warnings else "accepted"
         decisions[(winner.path, winner.sha256)] = Decision(status, district, True)

@@ -62,7 +62,9 @@ def _stamp(path: Path, when: dt.datetime) -> None:
     os.utime(path, (when.timestamp(), when.timestamp()))
 
 
-def _write_good(path: Path, register: Register, code: str, rows: pd.DataFrame, period: str) -> Path:
+def _write_good(
+    path: Path, register: Register, code: str, rows: pd.DataFrame, period: str, saved_at: dt.datetime | None = None
+) -> Path:
     sub = rows[rows["district_code"] == code]
     return write_return(
         path,
@@ -72,6 +74,7 @@ def _write_good(path: Path, register: Register, code: str, rows: pd.DataFrame, p
         rows=sub,
         preparer="Nguyễn Văn An",
         signer="Trần Thị Lan",
+        timestamp=saved_at,
     )
 
 

@@ -359,6 +359,33 @@ def test_an_overwritten_file_refused_keeps_the_older_accepted_version(tmp_path, 
     assert status.at[small[2], "status"] == "accepted"
 
 
+def test_versions_saved_together_the_workbook_saved_last_is_in_effect(tmp_path, small):
+    """Attachments saved at once (or a zip extracted) share their modification time: the time
+    each workbook was itself last saved tells the correction from the original."""
+    import datetime as dt
+    import os
+
+    from tests.scenario import _write_good
+
+    register, rows, code = small
+    settings = make_settings(tmp_path)
+    folder = settings.raw_dir / "2018-06"
+    corrected = rows.copy()
+    corrected.loc[corrected["district_code"] == code, "note"] = "Sửa lại ghi chú"
+    # By name alone "bao cao.xlsx" would win: it sorts after "bao cao (sua lai).xlsx".
+    original = _write_good(folder / "bao cao.xlsx", register, code, rows, "2018-06", saved_at=dt.datetime(2018, 7, 2, 8, 0))
+    correction = _write_good(
+        folder / "bao cao (sua lai).xlsx", register, code, corrected, "2018-06", saved_at=dt.datetime(2018, 7, 6, 15, 30)
+    )
+    together = dt.datetime(2018, 7, 10, 9, 0).timestamp()
+    for path in (original, correction):
+        os.utime(path, (together, together))
+    files, status = _run_once(settings)
+    by_name = files.set_index("file_name")["status"]
+    assert by_name[correction.name] == "accepted" and by_name[original.name] == "superseded"
+    assert status.at[code, "source_file"] == correction.name
+
+
 def test_duplicates_and_superseded_versions(tmp_path, small):
     import os
     import shutil

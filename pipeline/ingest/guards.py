@@ -429,7 +429,7 @@ _WORKSHEET_PART = re.compile(r"^xl/worksheets/[^/]+\.xml$", re.IGNORECASE)
 _HUGE = 10**9
 _WHOLE_PART_BYTES = 32 * MB
 # Parts besides the worksheets that pipeline.ingest.read looks at again.
-_READER_PARTS = frozenset({"xl/workbook.xml", "xl/_rels/workbook.xml.rels", "xl/styles.xml"})
+_READER_PARTS = frozenset({"xl/workbook.xml", "xl/_rels/workbook.xml.rels", "xl/styles.xml", "docProps/core.xml"})
 
 # Fast path for the furthest cell. Every place a <c> element can start ("<c"
 # then whitespace, "/" or ">") is counted; the strict pattern below reads a

@@ -101,6 +101,7 @@ class ParsedReturn:
     filename_district_code: str | None = None
     district_counts: dict[str, int] = field(default_factory=dict)  # rows matching only in each district
     as_of: Any = None  # datetime.date found in the title block, or None
+    saved_at: str | None = None  # when the workbook says it was last saved (read.saved_time), or None
     issues: list = field(default_factory=list)  # file/layout-level Issues found while reading
 
     # What the rules and the batch ask of the rows, answered without making the DataFrame.

@@ -28,7 +28,7 @@ from pipeline.ingest.layout import choose_sheet, column_letter, missing_required
 from pipeline.ingest.match import UnitMatcher
 from pipeline.ingest.memo import recall
 from pipeline.ingest.model import FIELD_LABELS, FIELDS, Layout, ParsedReturn, Sheet, UnitColumns
-from pipeline.ingest.read import ReadError, is_blank, read_workbook, xlsx_sheet_fonts
+from pipeline.ingest.read import ReadError, is_blank, read_workbook, saved_time, xlsx_sheet_fonts
 from pipeline.ingest.text import decode_cells
 
 
@@ -78,6 +78,7 @@ def parse_return(data: bytes, file_name: str, matcher: UnitMatcher, limits: Limi
         result.issues.append(make_issue(exc.code, file=file_name, detail=exc.detail))
         return result
 
+    result.saved_at = saved_time(data, fmt, parts)
     decode_sheets(sheets, data if fmt in ("xlsx", "xlsm") else None, parts)
     chosen = choose_sheet(sheets)
     if chosen is None:

@@ -12,8 +12,10 @@ import functools
 import io
 import re
 import zipfile
+from datetime import datetime, timezone
 from typing import Any
 
+import olefile
 import python_calamine as pc
 
 from pipeline.ingest.guards import CELL_START, column_number, unusual_xml
@@ -352,6 +354,57 @@ def _position(ref: str | None) -> tuple[int, int] | None:
     if found is None:
         return None
     return int(found.group(2)), column_number(found.group(1))
+
+
+# <dcterms:modified xsi:type="dcterms:W3CDTF">2016-07-05T08:12:00Z</dcterms:modified> (.xlsx),
+# <dc:date>2016-07-05T15:12:00.123456789</dc:date> (.ods meta.xml, local time).
+_XLSX_SAVED = re.compile(rb"<dcterms:modified\b[^>]*>\s*([^<]{1,64}?)\s*</dcterms:modified>")
+_ODS_SAVED = re.compile(rb"<dc:date>\s*([^<]{1,64}?)\s*</dc:date>")
+_ISO_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:[.,]\d+)?(Z|[+-]\d{2}:?\d{2})?")
+
+
+def saved_time(data: bytes, fmt: str, parts: dict[str, bytes] | None = None) -> str | None:
+    """When the workbook was last saved by its own properties, not the file system's:
+    ``YYYY-MM-DDTHH:MM:SS`` (UTC where the file gives its zone, as .xlsx and .xls do;
+    an .ods gives local time), or None when it does not say.
+
+    ``parts``: the .xlsx parts ``screen_bytes`` kept (docProps/core.xml among them).
+    Returns whose files share a modification time (attachments saved together, a
+    zip extracted) are told apart by it; see ``submissions.decide``.
+    """
+    try:
+        if fmt in ("xlsx", "xlsm"):
+            core = (parts or {}).get("docProps/core.xml")
+            if core is None:
+                with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                    core = zf.read("docProps/core.xml")
+            found = _XLSX_SAVED.search(core)
+        elif fmt == "ods":
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                found = _ODS_SAVED.search(zf.read("meta.xml"))
+        elif fmt == "xls":
+            with olefile.OleFileIO(io.BytesIO(data)) as ole:
+                when = ole.get_metadata().last_saved_time  # FILETIME, UTC
+            return when.strftime("%Y-%m-%dT%H:%M:%S") if isinstance(when, datetime) and when.year > 1601 else None
+        else:
+            return None
+    except Exception:  # noqa: BLE001 - a missing or damaged property part only means "not known"
+        return None
+    return _iso_second(found.group(1).decode("ascii", "replace")) if found else None
+
+
+def _iso_second(text: str) -> str | None:
+    m = _ISO_TIME.fullmatch(text.strip())
+    if m is None:
+        return None
+    stamp, zone = m.groups()
+    if zone in (None, "Z"):
+        return stamp
+    try:
+        when = datetime.fromisoformat(stamp + (zone if ":" in zone else f"{zone[:3]}:{zone[3:]}"))
+    except ValueError:
+        return None
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def is_blank(v: Any) -> bool:

@@ -245,7 +245,7 @@ def prepare_contents(
         end = plans[n + 1][6] if n + 1 < len(plans) else len(stacked)
         by_sha = dict(zip(with_rows, found[first : first + len(with_rows)]))
         issues = {sha: list(parsed[sha].issues) + by_sha.get(sha, []) for sha in shas}
-        decisions = decide(versions, _outcomes(issues, {sha: parsed[sha].district_code for sha in shas}))
+        decisions = decide(versions, _outcomes(issues, {sha: parsed[sha] for sha in shas}))
         in_effect = {sha for (_, sha), d in decisions.items() if d.in_effect}
         in_effect_rows[row:end] = np.fromiter((sha in in_effect for sha in staging_shas[row:end]), dtype=bool, count=end - row)
         periods_done.append((period, parsed, shas, with_rows, first, row, end, issues))
@@ -317,12 +317,13 @@ def _one_schema(frames: list[pd.DataFrame]) -> bool:
     return True
 
 
-def _outcomes(issues: dict[str, list[Issue]], districts: dict[str, str | None]) -> dict[str, Outcome]:
+def _outcomes(issues: dict[str, list[Issue]], returns: dict[str, ParsedReturn]) -> dict[str, Outcome]:
     return {
         sha: Outcome(
-            district_code=districts[sha],
+            district_code=returns[sha].district_code,
             errors=sum(i.severity == "error" for i in found),
             warnings=sum(i.severity == "warning" for i in found),
+            saved_at=returns[sha].saved_at,
         )
         for sha, found in issues.items()
     }
@@ -417,7 +418,7 @@ def finish_period(
     for sha, found in content.issues.items():
         own = content.own_issues[sha]  # file and layout issues first, as the parser found them
         issues[sha] = found[:own] + merge_in_sheet_order(found[own:], history.get(sha, []))
-    outcomes = _outcomes(issues, {sha: p.district_code for sha, p in content.returns.items()})
+    outcomes = _outcomes(issues, content.returns)
     decisions = decide(versions, outcomes)
     _note_kept_in_effect(versions, decisions, issues)
 

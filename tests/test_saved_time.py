@@ -1,0 +1,74 @@
+"""The workbook's own last-saved time (read.saved_time), which breaks ties between versions
+of a return whose files share a modification time."""
+
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pipeline.ingest.guards import sniff_format
+from pipeline.ingest.read import saved_time
+from tests.conftest import PROJECT_ROOT as ROOT
+
+FIXTURES = ROOT / "tests" / "fixtures" / "returns"
+
+
+def _zip(parts: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, body in parts.items():
+            zf.writestr(name, body)
+    return out.getvalue()
+
+
+CORE = b'<cp:coreProperties><dcterms:modified xsi:type="dcterms:W3CDTF">%s</dcterms:modified></cp:coreProperties>'
+
+
+@pytest.mark.parametrize(
+    "written, expected",
+    [
+        (b"2016-07-05T08:12:00Z", "2016-07-05T08:12:00"),
+        (b"2016-07-05T15:12:00+07:00", "2016-07-05T08:12:00"),  # to UTC
+        (b" 2016-07-05T15:12:00.5+0700 ", "2016-07-05T08:12:00"),
+        (b"2016-07-05", None),  # no time of day: not a save time
+        ("hôm qua".encode(), None),
+    ],
+)
+def test_xlsx_core_properties(written, expected):
+    assert saved_time(_zip({"docProps/core.xml": CORE % written}), "xlsx") == expected
+
+
+def test_xlsx_parts_already_inflated_are_used():
+    parts = {"docProps/core.xml": CORE % b"2016-07-05T08:12:00Z"}
+    assert saved_time(b"not read", "xlsx", parts) == "2016-07-05T08:12:00"
+
+
+def test_ods_meta_date_is_local_time_as_written():
+    meta = b"<office:meta><dc:date>2016-07-05T15:12:00.123456789</dc:date></office:meta>"
+    assert saved_time(_zip({"meta.xml": meta}), "ods") == "2016-07-05T15:12:00"
+
+
+@pytest.mark.parametrize("data, fmt", [(_zip({"xl/workbook.xml": b"<workbook/>"}), "xlsx"), (b"PK\x03\x04 cut", "xlsx"),
+                                       (b"\xd0\xcf\x11\xe0 cut", "xls"), (_zip({"content.xml": b"<x/>"}), "ods"), (b"a,b", "csv")])
+def test_not_said_or_unreadable_is_none(data, fmt):
+    assert saved_time(data, fmt) is None
+
+
+def test_every_writer_in_the_corpus_says_when_it_saved():
+    """Excel-style writers (openpyxl), LibreOffice and Gnumeric, in .xlsx, .xlsm, .xls and .ods."""
+    formats = set()
+    for path in sorted(FIXTURES.iterdir()):
+        data = path.read_bytes()
+        fmt = sniff_format(data)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", saved_time(data, fmt) or ""), path.name
+        formats.add(fmt)
+    assert formats >= {"xlsx", "xlsm", "xls", "ods"}
+
+
+def test_parse_return_keeps_it(matcher):
+    from pipeline.ingest.parse import parse_return
+
+    sample = ROOT / "data" / "raw" / "2016-06" / "AnKhe.xlsx"  # generated with pinned document dates
+    assert parse_return(sample.read_bytes(), sample.name, matcher).saved_at == "2016-07-02T06:24:00"
