@@ -64,11 +64,14 @@ def cmd_template(args: argparse.Namespace) -> int:
     from pipeline.register import default_register
     from pipeline.templates import templates_for_period
 
-    register = default_register()
+    register, settings = default_register(), load_settings()
     try:
-        paths = templates_for_period(register, args.period, Path(args.out), district_code=args.district)
+        paths = templates_for_period(
+            register, args.period, Path(args.out), district_code=args.district,
+            province_title=f"TỈNH ỦY {settings.province.upper()}",
+        )  # fmt: skip
     except KeyError as exc:
-        return _fail(f"unknown district {exc}; codes are in {load_settings().register}")
+        return _fail(f"unknown district {exc}; codes are in {settings.register}")
     for p in paths:
         print(p)
     return 0

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The province whose Board publishes the reports (their title block, place and author);
+# another province's deployment sets PIPELINE_PROVINCE beside its own register.
+DEFAULT_PROVINCE = "Gia Lai"
 
 
 def _path_from_env(name: str, default: Path) -> Path:
@@ -30,6 +33,7 @@ class Settings:
     warehouse: Path
     register: Path
     aliases: Path
+    province: str = DEFAULT_PROVINCE
 
     @property
     def output_dir(self) -> Path:
@@ -64,4 +68,5 @@ def load_settings() -> Settings:
         warehouse=_path_from_env("PIPELINE_WAREHOUSE", PROJECT_ROOT / "data/warehouse/warehouse.duckdb"),
         register=register,
         aliases=_path_from_env("PIPELINE_ALIASES", register.parent / "aliases.csv"),
+        province=" ".join(os.environ.get("PIPELINE_PROVINCE", "").split()) or DEFAULT_PROVINCE,
     )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 
+import openpyxl
 import pytest
 
 from benchmarks.run import change_one_cell, resave
 from pipeline.reports.excel_safe import read_stamp
 from pipeline.reports.pdf import soffice_path
+from pipeline.reports.province_report import SHEET_REPORT
 from pipeline.runner import run_pipeline
 from tests.conftest import SAMPLE_RAW, make_settings
 
@@ -67,3 +70,18 @@ def test_a_missing_pdf_is_made_again(copied_sample):
     resave(sorted((settings.raw_dir / PERIOD).glob("*.xlsx"))[0])  # rebuilt, same figures
     assert run_pipeline(settings, quiet=True).success
     assert pdf.is_file()
+
+
+def test_the_report_names_the_province_and_all_reports_rewrites_it_when_that_changes(copied_sample):
+    settings = copied_sample
+    assert run_pipeline(settings, quiet=True).success
+    workbook, _ = _report(settings)
+    assert openpyxl.load_workbook(workbook)[SHEET_REPORT]["A1"].value == "TỈNH ỦY GIA LAI"
+
+    other = dataclasses.replace(settings, province="Đắk Lắk")  # PIPELINE_PROVINCE, as another province deploys it
+    assert run_pipeline(other, quiet=True, all_reports=True).success
+    book = openpyxl.load_workbook(workbook)
+    sheet = book[SHEET_REPORT]
+    assert sheet["A1"].value == "TỈNH ỦY ĐẮK LẮK"
+    assert any(str(c.value).startswith("Đắk Lắk, ngày") for row in sheet.iter_rows(max_row=4) for c in row if c.value)
+    assert book.properties.creator == "Ban Tổ chức Tỉnh ủy Đắk Lắk"

@@ -123,3 +123,12 @@ def test_a_template_saved_by_a_spreadsheet_program_loads_clean(tmp_path, templat
     assert int(parsed.totals["total_members"]) == totals["E"]
     assert int(parsed.totals["has_cell"]) == totals["G"]
     shutil.rmtree(tmp_path / "lo-profile", ignore_errors=True)
+
+
+def test_the_template_names_the_province_of_the_deployment(tmp_path, template, district, monkeypatch):
+    assert openpyxl.load_workbook(template)[DATA_SHEET]["A1"].value == "TỈNH ỦY GIA LAI"  # the default
+    monkeypatch.setenv("PIPELINE_PROVINCE", "Đắk Lắk")
+    out = tmp_path / "dak-lak"
+    assert main(["template", "--period", PERIOD, "--district", district, "--out", str(out)]) == 0
+    (path,) = out.glob("*.xlsx")
+    assert openpyxl.load_workbook(path)[DATA_SHEET]["A1"].value == "TỈNH ỦY ĐẮK LẮK"

@@ -6,16 +6,17 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipeline.config import Settings, load_settings
+from pipeline.config import DEFAULT_PROVINCE, Settings, load_settings
 
 
 class PipelineConfig(dg.ConfigurableResource):
-    """Paths of the raw folder, warehouse and register (defaults from PIPELINE_* variables)."""
+    """Paths of the raw folder, warehouse and register, and the province (defaults from PIPELINE_* variables)."""
 
     raw_dir: str
     warehouse: str
     register_csv: str
     aliases: str
+    province: str = DEFAULT_PROVINCE
 
     def settings(self) -> Settings:
         return Settings(
@@ -23,6 +24,7 @@ class PipelineConfig(dg.ConfigurableResource):
             warehouse=Path(self.warehouse),
             register=Path(self.register_csv),
             aliases=Path(self.aliases),
+            province=self.province,
         )
 
 
@@ -30,7 +32,8 @@ def default_resources(settings: Settings | None = None) -> dict:
     s = settings or load_settings()
     return {
         "paths": PipelineConfig(
-            raw_dir=str(s.raw_dir), warehouse=str(s.warehouse), register_csv=str(s.register), aliases=str(s.aliases)
+            raw_dir=str(s.raw_dir), warehouse=str(s.warehouse), register_csv=str(s.register), aliases=str(s.aliases),
+            province=s.province,
         ),
         # Readers of the published warehouse; builds write a private copy (see warehouse/build.py).
         "duckdb": DuckDBResource(database=str(s.warehouse), connection_config={"access_mode": "READ_ONLY"}),

@@ -56,17 +56,18 @@ def is_unchanged(final: Path, stamp: str) -> bool:
     return final.is_file() and read_stamp(final) == stamp
 
 
-def _stamps(con, periods: list[str]) -> dict[str, str]:
-    """What each period's outputs are derived from: its warehouse build and the layout
-    version (periods never built are left out). One query for all of them."""
+def _stamps(con, periods: list[str], variant: str = "") -> dict[str, str]:
+    """What each period's outputs are derived from: its warehouse build, the layout
+    version and ``variant`` (the province a report names); periods never built are
+    left out. One query for all of them."""
     rows = con.execute(
         "select period, fingerprint from audit.period_builds where list_contains($periods, period)", {"periods": periods}
     ).fetchall()
-    return {period: f"{OUTPUT_VERSION}:{fingerprint}" for period, fingerprint in rows}
+    return {period: f"{OUTPUT_VERSION}:{variant}:{fingerprint}" for period, fingerprint in rows}
 
 
-def _stamp(con, period: str) -> str | None:
-    return _stamps(con, [period]).get(period)
+def _stamp(con, period: str, variant: str = "") -> str | None:
+    return _stamps(con, [period], variant).get(period)
 
 
 def is_current(folder: Path, stamp: str | None) -> bool:
@@ -75,8 +76,8 @@ def is_current(folder: Path, stamp: str | None) -> bool:
     return stamp is not None and stamp_file.is_file() and stamp_file.read_text() == stamp
 
 
-def mark_current(con, folder: Path, period: str) -> None:
-    stamp = _stamp(con, period)
+def mark_current(con, folder: Path, period: str, variant: str = "") -> None:
+    stamp = _stamp(con, period, variant)
     if stamp is not None:
         tmp = folder / ".built-from.tmp"
         tmp.write_text(stamp)
@@ -84,7 +85,7 @@ def mark_current(con, folder: Path, period: str) -> None:
 
 
 def periods_needing(
-    con, folder: Path, periods: list[str], force: bool, limit: int, run_id: str | None = None
+    con, folder: Path, periods: list[str], force: bool, limit: int, run_id: str | None = None, variant: str = ""
 ) -> tuple[list[str], list[str]]:
     """(periods to write now, stale periods left for later).
 
@@ -100,7 +101,7 @@ def periods_needing(
             "select period from audit.period_builds where run_id = $run_id", {"run_id": run_id}
         ).fetchall()
         candidates |= {p for (p,) in rebuilt if p in set(periods)}
-    stamps = _stamps(con, sorted(candidates)) if not force else {}
+    stamps = _stamps(con, sorted(candidates), variant) if not force else {}
     stale = sorted(p for p in candidates if force or not is_current(folder / p, stamps.get(p)))
     if limit and len(stale) > limit:
         return stale[-limit:], stale[:-limit]
@@ -129,7 +130,7 @@ def write_outputs(
     feedback workbooks, so its start-up (seconds) overlaps the other work.
     """
     out = Written()
-    todo, out.later = periods_needing(con, settings.reports_dir, periods, force, limit, run_id)
+    todo, out.later = periods_needing(con, settings.reports_dir, periods, force, limit, run_id, settings.province)
     workbooks = [w for w in (write_period_report(con, settings, p, force=force) for p in todo) if w is not None]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf") as background:
         pdfs = background.submit(to_pdfs, workbooks)
@@ -140,7 +141,7 @@ def write_outputs(
                 out.feedback.append(overview)
         out.reports = workbooks + list(pdfs.result().values())
     for p in todo:
-        mark_current(con, settings.reports_dir / p, p)
+        mark_current(con, settings.reports_dir / p, p, settings.province)
     return out
 
 
@@ -162,7 +163,8 @@ def write_period_report(con, settings: Settings, period: str, force: bool = Fals
     final = out_dir / f"Bao_cao_chi_bo_co_quan_{period}.xlsx"
     pdf = final.with_suffix(".pdf")
     stamp = inputs_stamp(
-        "province_report", period, *(inputs_stamp(frame=f) for f in (by_type, by_district, hd28)), frame=status
+        "province_report", period, settings.province, *(inputs_stamp(frame=f) for f in (by_type, by_district, hd28)),
+        frame=status,
     )
     if not force and is_unchanged(final, stamp) and (pdf.is_file() or soffice_path() is None):
         return None
@@ -170,7 +172,10 @@ def write_period_report(con, settings: Settings, period: str, force: bool = Fals
     # leaves no PDF (made again next run) rather than one of other figures.
     pdf.unlink(missing_ok=True)
     tmp = out_dir / f".tmp-{final.name}"
-    write_province_report(tmp, period=period, by_type=by_type, by_district=by_district, hd28=hd28, status=status, stamp=stamp)
+    write_province_report(
+        tmp, period=period, by_type=by_type, by_district=by_district, hd28=hd28, status=status,
+        province_name=settings.province, stamp=stamp,
+    )  # fmt: skip
     return _replace_into(tmp, final)
 
 
