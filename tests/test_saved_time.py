@@ -4,15 +4,14 @@ of a return whose files share a modification time."""
 import io
 import re
 import zipfile
-from pathlib import Path
 
 import pytest
 
+from pipeline.config import PROJECT_ROOT
 from pipeline.ingest.guards import sniff_format
 from pipeline.ingest.read import saved_time
-from tests.conftest import PROJECT_ROOT as ROOT
 
-FIXTURES = ROOT / "tests" / "fixtures" / "returns"
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "returns"
 
 
 def _zip(parts: dict[str, bytes]) -> bytes:
@@ -50,8 +49,16 @@ def test_ods_meta_date_is_local_time_as_written():
     assert saved_time(_zip({"meta.xml": meta}), "ods") == "2016-07-05T15:12:00"
 
 
-@pytest.mark.parametrize("data, fmt", [(_zip({"xl/workbook.xml": b"<workbook/>"}), "xlsx"), (b"PK\x03\x04 cut", "xlsx"),
-                                       (b"\xd0\xcf\x11\xe0 cut", "xls"), (_zip({"content.xml": b"<x/>"}), "ods"), (b"a,b", "csv")])
+@pytest.mark.parametrize(
+    "data, fmt",
+    [
+        (_zip({"xl/workbook.xml": b"<workbook/>"}), "xlsx"),  # no docProps
+        (b"PK\x03\x04 cut", "xlsx"),
+        (b"\xd0\xcf\x11\xe0 cut", "xls"),
+        (_zip({"content.xml": b"<x/>"}), "ods"),  # no meta.xml
+        (b"a,b", "csv"),
+    ],
+)
 def test_not_said_or_unreadable_is_none(data, fmt):
     assert saved_time(data, fmt) is None
 
@@ -70,5 +77,5 @@ def test_every_writer_in_the_corpus_says_when_it_saved():
 def test_parse_return_keeps_it(matcher):
     from pipeline.ingest.parse import parse_return
 
-    sample = ROOT / "data" / "raw" / "2016-06" / "AnKhe.xlsx"  # generated with pinned document dates
+    sample = PROJECT_ROOT / "data" / "raw" / "2016-06" / "AnKhe.xlsx"  # generated with pinned document dates
     assert parse_return(sample.read_bytes(), sample.name, matcher).saved_at == "2016-07-02T06:24:00"
