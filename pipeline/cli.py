@@ -109,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
             "the run appears in the UI's history. Periods whose folder, register and code are as at the "
             "last successful run are not run again (--force runs them). Exit 0 when the pipeline ran "
             "(refused files are data), 1 when the run failed, 2 when it could not run. A run leaves a warm "
-            "process behind (see `pipeline warm --help`); the next run forks from it and skips ~1 s of "
-            "start-up. PIPELINE_WARM_START=off runs every time in the calling process."
+            "process behind (see `pipeline warm --help`); the next run forks from it and skips the seconds "
+            "of start-up. PIPELINE_WARM_START=off runs every time in the calling process."
         ),
     )
     run.add_argument("--period", help="only this period (folder name YYYY-MM under the raw folder)")
@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="show or stop the warm process that later `pipeline run`s fork from",
         description=(
             "A `pipeline run` that finds none starts a process that imports the pipeline (at idle priority "
-            "while that run runs) and stays; the next run forks from it instead of importing again (~1 s), "
+            "while that run runs) and stays; the next run forks from it instead of importing again (about 3 s on 2 cores), "
             "and borrows the LibreOffice it keeps started for the report PDFs. A run that comes while it is "
             "still importing runs on its own. It serves one version of the code and "
             f"environment, and exits {warm_start.DEFAULT_IDLE_SECONDS / 60:.0f} minutes after its last run "

@@ -1,8 +1,8 @@
 """Warm start for `pipeline run`: a run forked from a process that has already imported everything.
 
-A fresh `pipeline run` spends ~1 s importing Python, Dagster, pandas and
-DuckDB before it looks at a file: most of a rerun after one return changed
-(whose own work is a fraction of a second). After a run the command leaves a
+A fresh `pipeline run` spends about 3 s (2 cores) importing Python, Dagster,
+pandas and DuckDB: most of a rerun after one return changed (whose own work
+is about a second). After a run the command leaves a
 *warm process* behind: it imports the pipeline once, then waits. The next
 `pipeline run` (the client) hands it its arguments, environment, working
 directory and its stdin/stdout/stderr; the warm process forks, and the fork

@@ -361,6 +361,7 @@ def _position(ref: str | None) -> tuple[int, int] | None:
 _XLSX_SAVED = re.compile(rb"<dcterms:modified\b[^>]*>\s*([^<]{1,64}?)\s*</dcterms:modified>")
 _ODS_SAVED = re.compile(rb"<dc:date>\s*([^<]{1,64}?)\s*</dc:date>")
 _ISO_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:[.,]\d+)?(Z|[+-]\d{2}:?\d{2})?")
+_SECOND = "%Y-%m-%dT%H:%M:%S"
 
 
 def saved_time(data: bytes, fmt: str, parts: dict[str, bytes] | None = None) -> str | None:
@@ -385,7 +386,7 @@ def saved_time(data: bytes, fmt: str, parts: dict[str, bytes] | None = None) -> 
         elif fmt == "xls":
             with olefile.OleFileIO(io.BytesIO(data)) as ole:
                 when = ole.get_metadata().last_saved_time  # FILETIME, UTC
-            return when.strftime("%Y-%m-%dT%H:%M:%S") if isinstance(when, datetime) and when.year > 1601 else None
+            return when.strftime(_SECOND) if isinstance(when, datetime) and when.year > 1601 else None
         else:
             return None
     except Exception:  # noqa: BLE001 - a missing or damaged property part only means "not known"
@@ -398,13 +399,13 @@ def _iso_second(text: str) -> str | None:
     if m is None:
         return None
     stamp, zone = m.groups()
-    if zone in (None, "Z"):
+    if zone is None:
         return stamp
     try:
-        when = datetime.fromisoformat(stamp + (zone if ":" in zone else f"{zone[:3]}:{zone[3:]}"))
+        when = datetime.fromisoformat(stamp + zone)  # Python 3.11 reads Z, +07:00 and +0700
     except ValueError:
         return None
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return when.astimezone(timezone.utc).strftime(_SECOND)
 
 
 def is_blank(v: Any) -> bool:

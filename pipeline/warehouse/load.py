@@ -245,7 +245,7 @@ def prepare_contents(
         end = plans[n + 1][6] if n + 1 < len(plans) else len(stacked)
         by_sha = dict(zip(with_rows, found[first : first + len(with_rows)]))
         issues = {sha: list(parsed[sha].issues) + by_sha.get(sha, []) for sha in shas}
-        decisions = decide(versions, _outcomes(issues, {sha: parsed[sha] for sha in shas}))
+        decisions = decide(versions, _outcomes(issues, parsed))
         in_effect = {sha for (_, sha), d in decisions.items() if d.in_effect}
         in_effect_rows[row:end] = np.fromiter((sha in in_effect for sha in staging_shas[row:end]), dtype=bool, count=end - row)
         periods_done.append((period, parsed, shas, with_rows, first, row, end, issues))
