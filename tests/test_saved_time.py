@@ -44,9 +44,24 @@ def test_xlsx_parts_already_inflated_are_used():
     assert saved_time(b"not read", "xlsx", parts) == "2016-07-05T08:12:00"
 
 
-def test_ods_meta_date_is_local_time_as_written():
+def test_ods_meta_date_is_vietnam_time_given_in_utc():
+    """LibreOffice writes the computer's clock without a zone; a district's clock is UTC+7."""
     meta = b"<office:meta><dc:date>2016-07-05T15:12:00.123456789</dc:date></office:meta>"
-    assert saved_time(_zip({"meta.xml": meta}), "ods") == "2016-07-05T15:12:00"
+    assert saved_time(_zip({"meta.xml": meta}), "ods") == "2016-07-05T08:12:00"
+    after_midnight = b"<office:meta><dc:date>2016-07-06T03:00:00</dc:date></office:meta>"
+    assert saved_time(_zip({"meta.xml": after_midnight}), "ods") == "2016-07-05T20:00:00"
+
+
+def test_an_ods_saved_after_an_xlsx_is_later_whatever_the_zones():
+    """Same moment minus a minute in .xlsx (UTC) and plus a minute in .ods (local): the .ods is later."""
+    xlsx = saved_time(b"not read", "xlsx", {"docProps/core.xml": CORE % b"2016-07-05T08:11:00Z"})
+    ods = saved_time(_zip({"meta.xml": b"<office:meta><dc:date>2016-07-05T15:12:00</dc:date></office:meta>"}), "ods")
+    assert ods > xlsx
+
+
+def test_an_impossible_zoneless_time_is_not_known():
+    meta = b"<office:meta><dc:date>2016-13-05T15:12:00</dc:date></office:meta>"
+    assert saved_time(_zip({"meta.xml": meta}), "ods") is None
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import functools
 import io
 import re
 import zipfile
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import olefile
@@ -362,12 +362,16 @@ _XLSX_SAVED = re.compile(rb"<dcterms:modified\b[^>]*>\s*([^<]{1,64}?)\s*</dcterm
 _ODS_SAVED = re.compile(rb"<dc:date>\s*([^<]{1,64}?)\s*</dc:date>")
 _ISO_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:[.,]\d+)?(Z|[+-]\d{2}:?\d{2})?")
 _SECOND = "%Y-%m-%dT%H:%M:%S"
+# A saved time without a zone (LibreOffice's meta.xml) is the clock of the district's
+# computer: Vietnam's, UTC+7 all year (no daylight saving). Read as such, it compares
+# with the UTC times of .xlsx and .xls returns.
+RETURNS_LOCAL_ZONE = timezone(timedelta(hours=7), "ICT")
 
 
 def saved_time(data: bytes, fmt: str, parts: dict[str, bytes] | None = None) -> str | None:
     """When the workbook was last saved by its own properties, not the file system's:
-    ``YYYY-MM-DDTHH:MM:SS`` (UTC where the file gives its zone, as .xlsx and .xls do;
-    an .ods gives local time), or None when it does not say.
+    ``YYYY-MM-DDTHH:MM:SS`` in UTC, or None when it does not say. .xlsx and .xls
+    give UTC; an .ods gives local time, read as Vietnam's (``RETURNS_LOCAL_ZONE``).
 
     ``parts``: the .xlsx parts ``screen_bytes`` kept (docProps/core.xml among them).
     Returns whose files share a modification time (attachments saved together, a
@@ -399,12 +403,12 @@ def _iso_second(text: str) -> str | None:
     if m is None:
         return None
     stamp, zone = m.groups()
-    if zone is None:
-        return stamp
     try:
-        when = datetime.fromisoformat(stamp + zone)  # Python 3.11 reads Z, +07:00 and +0700
+        when = datetime.fromisoformat(stamp + (zone or ""))  # Python 3.11 reads Z, +07:00 and +0700
     except ValueError:
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=RETURNS_LOCAL_ZONE)
     return when.astimezone(timezone.utc).strftime(_SECOND)
 
 
