@@ -13,7 +13,7 @@ from pathlib import Path
 # Bump when parsing changes meaning or the shape results are cached in, so they are not reused.
 # 2: ParsedReturn keeps its rows as column lists (model.UnitColumns) until they are used.
 # 3: ParsedReturn.saved_at, the workbook's own last-saved time.
-# 4: saved_at of an .ods (local time) in UTC, as of the other formats.
+# 4: saved_at of an .ods (local time) given in UTC, as the other formats' are.
 PARSER_VERSION = "4"
 # Bump when the workbooks' layout changes, so unchanged periods are rewritten once.
 OUTPUT_VERSION = "1"
