@@ -63,6 +63,7 @@ WRITER_FORM = [
     b'<row r="1"><c r="A1" s="1" t="s"><v>0</v></c><c r="K1" s="2"/><c r="L1"></c></row>',
     b'<row r="2"><c r="B2" s="1" t="inlineStr"><is><t>x</t></is></c><c r="XFD2" s="3"/></row>',
     b'<row r="30"><c r="C30"><v>4</v></c><c r="D30" t="n"><v>5</v></c></row>',
+    b'<row r="8"><c r="G8" s="7" t="n" /><c r="H8" s="7" ><v>2</v></c><c r="Z8" s="1" /></row>',  # openpyxl without lxml
 ]
 
 
@@ -283,3 +284,11 @@ def test_biff_extents_in_one_loop_answer_as_record_by_record():
         damaged.append(bytes(flipped))
     for biff in streams + damaged:
         assert _extents_or_damage(_biff_extents, biff) == _extents_or_damage(_biff_extents_reference, biff)
+
+
+@pytest.mark.parametrize("body", WRITER_FORM)
+def test_writer_form_cells_are_all_read_by_the_fast_regex(body):
+    from pipeline.ingest import guards
+
+    xml = HEAD + body + TAIL
+    assert len(guards._WRITER_CELL.findall(xml)) == len(guards.CELL_START.findall(xml)) > 0

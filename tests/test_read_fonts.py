@@ -128,6 +128,7 @@ STYLE_FONTS = [None, ".VnTime", "VNI-Times", "Arial"]
         ('<row r="1"><c r="A1" s="1" t="s"><v>0</v></c><c r="B1" s="2" t="inlineStr"><is><t>x</t></is></c></row>', True),
         ('<row r="2"><c r="A2" s="1"/><c r="B2" s="3"></c><c r="C2" s="1"> </c><c r="D2" s="2"> <v>1</v></c></row>', True),
         ('<row r="3"><c r="C3" s="9"><v>1</v></c><c r="D3"><v>2</v></c></row>', True),  # unknown style, style 0
+        ('<row r="8"><c r="A8" s="1" t="n" /><c r="B8" s="2" ><v>1</v></c></row>', True),  # openpyxl without lxml
         ('<row r="4"><c r="A4" t="s" s="1"><v>0</v></c></row>', False),  # attributes in another order
         ('<row r="5"><c s="1"><v>0</v></c><c r="C5" s="2"><v>1</v></c></row>', False),  # a cell without r=
         ('<row r="6"><!-- <c r="Z6" s="1"><v>0</v></c> --><c r="A6" s="1"><v>0</v></c></row>', False),
