@@ -315,6 +315,17 @@ def pipeline_env(work: Path, raw: Path, register: Path, warm: bool = False) -> d
     }
 
 
+def period_builds(warehouse: Path) -> dict[str, str]:
+    """Each period's last build in the warehouse: period -> the run that made it."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return dict(con.execute("select period, run_id from audit.period_builds").fetchall())
+    finally:
+        con.close()
+
+
 def start_warm(env: dict) -> None:
     """Run once with warm start on (nothing to do), which leaves a warm process; wait until it has imported."""
     full_env = {**os.environ, **env}
@@ -562,6 +573,7 @@ def run_all(
         (f"pipeline run from empty ({raw_full.name})", empty("pipe_full", raw_full), n_full, logs / "pipe_full.log"),
     ])  # fmt: skip
     env_full = pipeline_env(work / "pipe_full", raw_full, register)
+    built_by_full_run = period_builds(work / "pipe_full" / "wh" / "warehouse.duckdb")
     m["pipe_noop"] = measure_median(
         "pipeline rerun, nothing changed", lambda: (pipeline_cmd(), env_full), n_full, log=logs / "pipe_noop.log"
     )
@@ -595,6 +607,10 @@ def run_all(
         )  # fmt: skip
     finally:
         stop_warm(env_warm)
+    # What the reruns (fresh and warm) built again: the periods whose last build is not the full run's.
+    after_reruns = period_builds(work / "pipe_full" / "wh" / "warehouse.duckdb")
+    m["pipe_change"].extra["rebuilt"] = sorted(p for p, run in after_reruns.items() if built_by_full_run.get(p) != run)
+    m["pipe_change"].extra["changed_period"] = all_periods[-1]
 
     # As a script meets it: a run from empty with warm start on (no warm process yet: it starts
     # one as it begins), then at once one file changed and the next run.
@@ -684,6 +700,16 @@ def _less_fixed(rerun: float, fixed: float, full: float) -> str:
     return f"{(rerun - fixed) / full:.1%}"
 
 
+def _verdict(ok: bool | None) -> str:
+    return "reported" if ok is None else "PASS" if ok else "FAIL"
+
+
+def _periods_text(periods: list[str]) -> str:
+    if not periods:
+        return "none"
+    return ", ".join(periods) if len(periods) <= 3 else f"{len(periods)} ({periods[0]}..{periods[-1]})"
+
+
 def _unreadable(r: Measure) -> int | None:
     """How many files a contender counted as unreadable and passed over (its ``unreadable=`` output)."""
     found = re.search(r"unreadable=(\d+)", r.output)
@@ -754,6 +780,8 @@ def render(m: dict[str, Measure], n_half: int, n_full: int, periods: int, nation
               f"{m['pipe_noop'].seconds / m['pipe_full'].seconds:.1%} |",
               ""]
 
+    rebuilt = m["pipe_change"].extra.get("rebuilt", [])
+    changed_period = m["pipe_change"].extra.get("changed_period")
     targets = [
         ("marginal cost per return ≥5× lower than naive", naive_marg / pipe_marg >= 5 if pipe_marg > 0 else True,
          f"naive ÷ pipeline = {naive_marg / pipe_marg:.2f} (need ≥ 5)" if pipe_marg > 0 else "≤ 0"),
@@ -761,11 +789,15 @@ def render(m: dict[str, Measure], n_half: int, n_full: int, periods: int, nation
          f"pipeline ÷ floor = {pipe_marg / floor_ms:.1f} (need ≤ 3)"),
         (f"whole {n_full}-file run ≥1.5× faster than naive", m["naive_full"].seconds >= 1.5 * m["pipe_full"].seconds,
          f"naive ÷ pipeline = {m['naive_full'].seconds / m['pipe_full'].seconds:.2f} (need ≥ 1.5)"),
-        ("rerun after one change a small fraction (≤10%) of the full run (warm process, as after any run)",
-         m["pipe_change_warm"].seconds <= 0.10 * m["pipe_full"].seconds,
-         f"{m['pipe_change_warm'].seconds / m['pipe_full'].seconds:.1%} (at once after a run from empty: "
-         f"{m['pipe_script_change'].seconds / m['pipe_script_full'].seconds:.1%}; fresh process: "
-         f"{m['pipe_change'].seconds / m['pipe_full'].seconds:.1%})"),
+        ("rerun after one change reprocesses only that file's period", rebuilt == [changed_period],
+         f"periods the {2 * REPEAT} reruns after a change built again: {_periods_text(rebuilt)} "
+         f"(the change was in {changed_period})"),
+        # The issue sets no number for "a small fraction"; the figures are given for the reader to judge.
+        ("rerun after one change costs a small fraction of the full run", None,
+         f"warm process (as after any run) {m['pipe_change_warm'].seconds / m['pipe_full'].seconds:.1%}, "
+         f"at once after a run from empty {m['pipe_script_change'].seconds / m['pipe_script_full'].seconds:.1%}, "
+         f"fresh process {m['pipe_change'].seconds / m['pipe_full'].seconds:.1%} "
+         f"(a run's fixed cost alone: {fixed:.1f} s)"),
     ]
     if national:
         nat = m["pipe_nat"]
@@ -774,7 +806,7 @@ def render(m: dict[str, Measure], n_half: int, n_full: int, periods: int, nation
         targets.append(("national run completed", nat.rc == 0, f"exit {nat.rc}, {nat.seconds:.1f} s, {nat.files} files"))
     targets.append(("every pipeline run exited 0", ok_runs, ", ".join(f"{k}={r.rc}" for k, r in m.items() if k.startswith("pipe"))))
     lines += ["## Targets", "", "| target | result | measured |", "|---|---|---|"]
-    lines += [f"| {name} | {'PASS' if ok else 'FAIL'} | {value} |" for name, ok, value in targets]
+    lines += [f"| {name} | {_verdict(ok)} | {value} |" for name, ok, value in targets]
     lines += ["", "Runs from empty and the fresh-process reruns set PIPELINE_WARM_START=off: every one starts "
               "Python, imports and Dagster anew, as the first run on a machine does. The warm-process reruns fork "
               "from the process the run before left (pipeline/warm_start.py), as every later run within "

@@ -57,18 +57,32 @@ def test_rendered_targets_follow_the_numbers():
     # fixed cost 2*3.2 - 3.6 = 2.8 s; (3.2 - 2.8) / 6.4 = 6.2 %
     assert "| rerun after one change ÷ full run: warm process, fresh process | 15.0%, 50.0% |" in report
     assert "| fresh-process rerun after one change less the fixed cost ÷ full run | 6.2% |" in report
-    # Judged on the warm rerun (what a user's next run is), the fresh one shown beside it.
-    target = "| rerun after one change a small fraction (≤10%) of the full run (warm process, as after any run) |"
-    assert f"{target} FAIL | 15.0% (at once after a run from empty: 20.0%; fresh process: 50.0%) |" in report
+    # The issue gives no number for "a small fraction": the three ways of meeting a rerun are reported.
+    assert "| rerun after one change costs a small fraction of the full run | reported | warm process (as after any run) " \
+        "15.0%, at once after a run from empty 20.0%, fresh process 50.0% (a run's fixed cost alone: 2.8 s) |" in report
     # A script's two runs: the first pays for the warm process's import beside it.
     assert "| a script's two runs: from empty with warm start on, then at once a rerun after one change | " \
         "6.60 s, 1.32 s = 20.0% |" in report
     assert "| run from empty: warm start on − off (the warm process imports meanwhile, at idle priority) | +0.20 s |" in report
+
+
+@pytest.mark.parametrize(
+    ("rebuilt", "verdict", "shown"),
+    [
+        (["2023-12"], "PASS", "2023-12"),
+        ([], "FAIL", "none"),  # the change never reached the warehouse
+        (["2023-11", "2023-12"], "FAIL", "2023-11, 2023-12"),
+        ([f"2023-{m:02d}" for m in range(1, 13)], "FAIL", "12 (2023-01..2023-12)"),
+    ],
+)
+def test_rerun_must_build_again_only_the_changed_period(rebuilt, verdict, shown):
     m = measures()
-    m["pipe_change_warm"].seconds = 0.6
-    assert f"{target} PASS | 9.4% (at once after a run from empty: 20.0%; fresh process: 50.0%) |" in render(
-        m, 714, 1428, 84, national=False
-    )
+    m["pipe_change"].extra.update(rebuilt=rebuilt, changed_period="2023-12")
+    report = render(m, 714, 1428, 84, national=False)
+    assert (
+        f"| rerun after one change reprocesses only that file's period | {verdict} | "
+        f"periods the 6 reruns after a change built again: {shown} (the change was in 2023-12) |"
+    ) in report
 
 
 def test_a_rerun_cheaper_than_the_fixed_cost_is_not_given_a_negative_share():
@@ -76,3 +90,19 @@ def test_a_rerun_cheaper_than_the_fixed_cost_is_not_given_a_negative_share():
 
     assert _less_fixed(3.0, 2.0, 10.0) == "10.0%"
     assert _less_fixed(1.93, 2.4, 5.04).startswith("n/a (the rerun, 1.93 s, costs less than the fixed cost")
+
+
+def test_period_builds_reads_which_run_built_each_period(tmp_path):
+    import duckdb
+
+    from benchmarks.run import period_builds
+    from pipeline.warehouse.build import ensure_schema
+
+    path = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(path))
+    ensure_schema(con)
+    con.execute(
+        "insert into audit.period_builds values ('2023-11', 'f1', now(), 17, 'run-a'), ('2023-12', 'f2', now(), 17, 'run-b')"
+    )
+    con.close()
+    assert period_builds(path) == {"2023-11": "run-a", "2023-12": "run-b"}
