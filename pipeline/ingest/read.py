@@ -273,11 +273,10 @@ def _style_fonts(styles: bytes) -> list[str | None]:
 _REF_PARTS = re.compile(r"([A-Za-z]{1,3})([0-9]+)$")
 
 
-# A cell as Excel, LibreOffice and openpyxl write it: r=, then s=, then t=, nothing else (an
-# empty one may end in " />", as openpyxl without lxml writes it); a
-# value follows when the start tag ends in ">" with more than blank space before "</c>" (as an
-# XML parser sees it; the guards' twin of this pattern counts a blank body as a value, as their
-# strict pattern does, so the two stay apart).
+# A cell as Excel, LibreOffice and openpyxl write it: r=, then s=, then t=, nothing else (openpyxl
+# without lxml ends an empty one in " />"); a value follows when the start tag ends in ">" with
+# more than blank space before "</c>" (as an XML parser sees it; the guards' twin of this pattern
+# counts a blank body as a value, as their strict pattern does, so the two stay apart).
 _WRITER_CELL = re.compile(
     rb'<c r="([A-Z]{1,3}[0-9]{1,7})"(?: s="([0-9]{1,9})")?(?: t="[A-Za-z]{1,9}")? ?(/>|>[ \t\r\n]*</c>|>)'
 )
